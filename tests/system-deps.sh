@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the tests use as real parts: busybox-static and socat (stand-in images),
+# dnsmasq-base (a real DNS server on a loopback port). Installs only what is missing.
+set -euo pipefail
+need=()
+command -v busybox >/dev/null 2>&1 && busybox --list | grep -qx httpd || need+=(busybox-static)
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "tests/system-deps.sh: missing ${need[*]}; install them with your package manager" >&2
+  exit 0
+fi
+echo "installing ${need[*]} (Debian packages used by the tests)"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
