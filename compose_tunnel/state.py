@@ -1,0 +1,109 @@
+"""What compose-tunnel remembers in the workdir, as TOML.
+
+- config.toml: the last settings that ran successfully (replayed when no flags are given);
+- secrets.toml (0600): generated once, kept across runs, never printed;
+- applied.toml: what `up` last applied, so `down` removes exactly that.
+"""
+
+from __future__ import annotations
+
+import secrets as random
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+import tomli_w
+
+from .errors import UserError
+from .settings import Settings
+from .workspace import PUBLIC_MODE, SECRET_MODE, FileContent, Workspace
+
+CONFIG = "config.toml"
+SECRETS = "secrets.toml"
+APPLIED = "applied.toml"
+
+
+def _load(workspace: Workspace, name: str) -> dict[str, Any] | None:
+    text = workspace.read(name)
+    if text is None:
+        return None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(
+            f"{workspace.path(name)} is not valid TOML: {error}",
+            hint="fix or delete it (compose-tunnel config reset forgets the saved configuration)",
+        ) from None
+
+
+def load_settings(workspace: Workspace) -> Settings | None:
+    data = _load(workspace, CONFIG)
+    if data is None:
+        return None
+    try:
+        return Settings.from_options(data.get("settings", {}))
+    except UserError as error:
+        raise UserError(
+            f"saved configuration {workspace.path(CONFIG)} is invalid: {error.message}",
+            hint="run with flags to replace it, or `compose-tunnel config reset`",
+        ) from None
+
+
+def settings_file(settings: Settings) -> FileContent:
+    header = "# Saved by compose-tunnel after a successful run; replayed when no flags are given.\n"
+    return FileContent(header + tomli_w.dumps({"settings": settings.to_options()}), PUBLIC_MODE)
+
+
+@dataclass
+class Secrets:
+    """Generated values that must survive re-runs (changing them breaks running data)."""
+
+    values: dict[str, str] = field(default_factory=dict)
+
+    GENERATED = {
+        "secret_key": lambda: random.token_hex(32),
+        "nextauth_secret": lambda: random.token_hex(32),
+        "postgres_password": lambda: random.token_hex(16),
+        "livekit_api_key": lambda: "API" + random.token_hex(6),
+        "livekit_api_secret": lambda: random.token_urlsafe(36),
+        "garage_rpc_secret": lambda: random.token_hex(32),
+    }
+
+    def ensure(self) -> "Secrets":
+        for name, make in self.GENERATED.items():
+            self.values.setdefault(name, make())
+        return self
+
+    def __getitem__(self, name: str) -> str:
+        return self.values[name]
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def file(self) -> FileContent:
+        header = "# compose-tunnel secrets: generated once, keep this file private.\n"
+        return FileContent(header + tomli_w.dumps(dict(sorted(self.values.items()))), SECRET_MODE)
+
+
+def load_secrets(workspace: Workspace) -> Secrets:
+    data = _load(workspace, SECRETS) or {}
+    return Secrets({k: str(v) for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The stack `up` last started: its project name and profiles."""
+
+    project_name: str
+    profiles: tuple[str, ...]
+
+    def file(self) -> FileContent:
+        data = {"project_name": self.project_name, "profiles": list(self.profiles)}
+        return FileContent("# What compose-tunnel up last applied.\n" + tomli_w.dumps(data))
+
+
+def load_applied(workspace: Workspace) -> Applied | None:
+    data = _load(workspace, APPLIED)
+    if not data:
+        return None
+    return Applied(str(data.get("project_name", "")), tuple(data.get("profiles", ())))
