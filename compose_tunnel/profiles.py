@@ -123,7 +123,10 @@ def load_catalog(extra_dirs: Sequence[Path] = ()) -> Catalog:
 
 def _read_dir(directory: Path, source: str, profiles: dict[str, Profile]) -> None:
     if not directory.is_dir():
-        raise UserError(f"profiles directory {directory} does not exist or is not a directory")
+        raise UserError(
+            f"profiles directory {directory} does not exist or is not a directory",
+            hint="check the --profiles-dir path (or COMPOSE_TUNNEL_PROFILES_DIR)",
+        )
     manifest = _read_manifest(directory / MANIFEST)
     overlays = {path.stem: path for path in sorted(directory.glob("*.yml"))}
     # Manifest order first (it is the documented merge order), then overlays it does not name.

@@ -1,0 +1,226 @@
+"""The running stack, through python-on-whales (imported here only, and lazily).
+
+A Stack is one compose project: a compose file, its variables file, a project directory and a
+name. It turns Docker's failures into UserErrors a person can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import UserError
+from .garage import CommandResult
+
+READY_POLL_SECONDS = 1.0
+LOG_TAIL_LINES = 20
+
+
+class StartFailed(Exception):
+    """Containers failed or stayed unhealthy; `report` says which and shows their logs."""
+
+    def __init__(self, report: str) -> None:
+        super().__init__(report)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    service: str
+    container: str
+    status: str  # running, exited, restarting, created, ...
+    health: str | None  # healthy, unhealthy, starting, or None without a healthcheck
+    exit_code: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "running" and self.health in (None, "healthy")
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("exited", "dead", "restarting") or self.health == "unhealthy"
+
+    def describe(self) -> str:
+        text = self.status
+        if self.health:
+            text += f" ({self.health})"
+        if self.status == "exited" and self.exit_code is not None:
+            text += f", exit code {self.exit_code}"
+        return text
+
+
+def parse_compose_version(text: str) -> tuple[int, int, int]:
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
+    if not match:
+        raise UserError(f"cannot read the Docker Compose version from {text.strip()!r}")
+    return tuple(int(part) for part in match.groups())  # type: ignore[return-value]
+
+
+class Stack:
+    def __init__(self, project_dir: Path, project_name: str, compose_file: Path, env_file: Path):
+        self.project_dir = Path(project_dir).absolute()
+        self.project_name = project_name
+        self.compose_file = Path(compose_file).absolute()
+        self.env_file = Path(env_file).absolute()
+
+    @cached_property
+    def client(self):
+        from python_on_whales import DockerClient
+
+        return DockerClient(
+            compose_files=[self.compose_file],
+            compose_env_files=[self.env_file],
+            compose_project_name=self.project_name,
+            compose_project_directory=self.project_dir,
+        )
+
+    def command_line(self, *args: str) -> str:
+        """The docker compose command equivalent to a call, for --dry-run and messages."""
+        words = [
+            "docker", "compose", "--project-name", self.project_name,
+            "--project-directory", str(self.project_dir), "--file", str(self.compose_file),
+            "--env-file", str(self.env_file), *args,
+        ]
+        return shlex.join(words)
+
+    def check(self, needs: tuple[int, int, int] = (2, 0, 0)) -> tuple[int, int, int]:
+        """Docker installed, Compose v2 present and recent enough, the daemon reachable."""
+        from python_on_whales.exceptions import ClientNotFoundError, DockerException
+
+        try:
+            version = parse_compose_version(self.client.compose.version())
+        except ClientNotFoundError:
+            raise UserError("docker is not installed", hint="install Docker Engine and its Compose v2 plugin") from None
+        except DockerException:
+            raise UserError(
+                "the Docker Compose v2 plugin is missing (`docker compose` does not run)",
+                hint="`make venv` links one into ~/.docker/cli-plugins, or install docker-compose-plugin",
+            ) from None
+        if version < needs:
+            raise UserError(
+                f"Docker Compose {'.'.join(map(str, version))} is older than the "
+                f"{'.'.join(map(str, needs))} these files need",
+                hint="upgrade the Docker Compose plugin",
+            )
+        try:
+            self.client.system.info()
+        except DockerException as error:
+            detail = _last_line(error.stderr) or "no answer"
+            raise UserError(
+                f"the Docker daemon is not reachable: {detail}",
+                hint="start it (e.g. `sudo systemctl start docker`) and check you may use its socket",
+            ) from None
+        return version
+
+    def up(self, *, build: bool = False, pull: str | None = None) -> None:
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            self.client.compose.up(detach=True, build=build, pull=pull, remove_orphans=True)
+        except DockerException as error:
+            raise StartFailed(
+                f"docker compose up failed (exit code {error.return_code}); see its output above\n"
+                + self.failure_report()
+            ) from None
+
+    def pull(self) -> None:
+        """Pull newer images; services with `pull_policy: never` or a build are skipped."""
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            self.client.compose.pull()
+        except DockerException:
+            raise UserError(
+                "docker compose pull failed (see its output above)",
+                hint="check the network and the image names, or pass --no-pull",
+            ) from None
+
+    def down(self, *, volumes: bool = False) -> None:
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            self.client.compose.down(remove_orphans=True, volumes=volumes)
+        except DockerException as error:
+            raise UserError(
+                f"docker compose down failed: {_last_line(error.stderr) or 'see its output above'}"
+            ) from None
+
+    def states(self) -> list[ServiceState]:
+        containers = self.client.compose.ps(all=True)
+        if not containers:
+            return []
+        states = []
+        for container in self.client.container.inspect([c.id for c in containers]):
+            labels = container.config.labels or {}
+            health = container.state.health.status if container.state.health else None
+            states.append(ServiceState(
+                service=labels.get("com.docker.compose.service", container.name),
+                container=container.name,
+                status=container.state.status,
+                health=health,
+                exit_code=container.state.exit_code,
+            ))
+        return sorted(states, key=lambda s: s.service)
+
+    def wait_until_ready(self, timeout: float, progress: Callable[[str], None]) -> float:
+        """Wait until every container runs (and is healthy where it has a healthcheck)."""
+        start = time.monotonic()
+        last = ""
+        while True:
+            elapsed = time.monotonic() - start
+            states = self.states()
+            ready = [s.service for s in states if s.ready]
+            waiting = [f"{s.service} ({s.describe()})" for s in states if not s.ready]
+            line = f"[{elapsed:5.1f}s] ready {len(ready)}/{len(states)}"
+            line += f"; waiting: {', '.join(waiting)}" if waiting else ""
+            if line.split("]", 1)[1] != last:
+                progress(line)
+                last = line.split("]", 1)[1]
+            if states and not waiting:
+                return elapsed
+            failed = [s for s in states if s.failed]
+            if failed or elapsed > timeout:
+                reason = "failed" if failed else f"not ready after {timeout:.0f}s"
+                raise StartFailed(f"the stack {reason}\n" + self.failure_report())
+            time.sleep(READY_POLL_SECONDS)
+
+    def failure_report(self) -> str:
+        lines = []
+        for state in self.states():
+            if state.ready:
+                continue
+            lines.append(f"- {state.service}: {state.describe()}; last log lines:")
+            lines.extend(f"    {line}" for line in self.log_tail(state.service))
+        return "\n".join(lines) if lines else "(no container is failing)"
+
+    def log_tail(self, service: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            text = self.client.compose.logs([service], tail=str(lines), no_log_prefix=True)
+        except DockerException:
+            return ["(no logs)"]
+        return text.splitlines()[-lines:] or ["(no output)"]
+
+    def exec(self, service: str, args: list[str]) -> CommandResult:
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            out = self.client.compose.execute(service, args, tty=False)
+        except DockerException as error:
+            return CommandResult(error.return_code, error.stdout or "", error.stderr or "")
+        return CommandResult(0, out or "", "")
+
+    def logs(self, services: list[str], follow: bool) -> Iterator[str]:
+        for _source, chunk in self.client.compose.logs(services, follow=follow, stream=True):
+            yield chunk.decode(errors="replace")
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
