@@ -90,7 +90,7 @@ class Stack:
 
     def check(self, needs: tuple[int, int, int] = (2, 0, 0)) -> tuple[int, int, int]:
         """Docker installed, Compose v2 present and recent enough, the daemon reachable."""
-        from python_on_whales.exceptions import ClientNotFoundError, DockerException
+        from python_on_whales import ClientNotFoundError, DockerException
 
         try:
             version = parse_compose_version(self.client.compose.version())

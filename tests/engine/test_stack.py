@@ -1,0 +1,201 @@
+"""The whole tunnel path on a real Docker Engine, through tunnels simulated on loopback.
+
+The product's profiles run with their images swapped for stand-ins by tests/engine/profiles (a
+--profiles-dir: the custom-profile mechanism, dogfooded). Real parts: Docker Engine, Compose
+v2, Caddy (in its image), dnsmasq for the UDP tunnel's host name. Stand-ins: the Reflector
+server and web, LiveKit (WebSocket on 7880, UDP echo on the port of livekit.yaml) and Garage's
+CLI. The "tunnel service" is a TCP relay 127.0.0.1:19055 -> 443 and a UDP relay from
+127.0.0.2:PUBLIC (the address DNS gives for the UDP host) -> 127.0.0.1:LOCAL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dns_server import running_dnsmasq
+from engine.relays import TcpRelay, UdpRelay
+from engine.wsclient import https_request, websocket_first_message
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_PROFILES = ROOT / "tests" / "engine" / "profiles"
+PROJECT = "ct-test-stack"
+TCP_HOST, TCP_PUBLIC = "tcp-host.test", 19055
+UDP_HOST, UDP_IP = "udp-host.test", "127.0.0.2"
+UDP_PORT = 19139  # public = local
+UDP_PUBLIC_2, UDP_LOCAL_2 = 19141, 19142  # a tunnel that cannot forward to the same port
+
+pytestmark = pytest.mark.engine
+
+
+def tool(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    return subprocess.run([sys.executable, "-m", "compose_tunnel", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def up_args(dns_port: int, udp: str, *extra: str) -> list[str]:
+    return [
+        "up", "--cpu", "--livekit", "--garage", "--tunnels", f"{TCP_HOST}:{TCP_PUBLIC},{udp}",
+        "--dns-server", f"127.0.0.1:{dns_port}", "--profiles-dir", str(TEST_PROFILES),
+        "--project-name", PROJECT, "--publish-ip", "127.0.0.1", "--wait-timeout", "120", *extra,
+    ]
+
+
+def containers(*filters: str) -> dict[str, str]:
+    """Container name -> id.StartedAt for the project (a restart changes the value)."""
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}",
+                          *filters], capture_output=True, text=True, check=True).stdout.split()
+    if not ids:
+        return {}
+    inspected = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True,
+                                          check=True).stdout)
+    return {c["Name"].lstrip("/"): f"{c['Id']}.{c['State']['StartedAt']}" for c in inspected}
+
+
+def project_resources(kind: str) -> list[str]:
+    return subprocess.run(["docker", kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def https_get(path: str) -> tuple[int, str, bytes]:
+    """GET through the TCP relay as a browser would: SNI and Host are the tunnel's address."""
+    response = https_request(TCP_PUBLIC, sni=TCP_HOST, host=f"{TCP_HOST}:{TCP_PUBLIC}", path=path)
+    return response.status, response.text.strip(), response.peer_cert
+
+
+def udp_roundtrip(public_port: int, payload: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(2)
+        for _ in range(10):  # the first datagrams may race the relay's upstream socket
+            client.sendto(payload, (UDP_IP, public_port))
+            try:
+                return client.recvfrom(65536)[0]
+            except TimeoutError:
+                continue
+    raise AssertionError(f"no UDP answer through {UDP_IP}:{public_port}")
+
+
+@pytest.fixture(scope="module")
+def dns_server():
+    with running_dnsmasq(a={UDP_HOST: UDP_IP}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(engine, standin_images, docker_config, dns_server, tmp_path_factory):
+    """One project started in tunnel mode; torn down (volumes included) after the module."""
+    project = tmp_path_factory.mktemp("stack")
+    with TcpRelay(listen=("127.0.0.1", TCP_PUBLIC), target=("127.0.0.1", 443)):
+        result = tool(*up_args(dns_server.port, f"{UDP_HOST}:{UDP_PORT}"), cwd=project)
+        try:
+            assert result.returncode == 0, result.stdout + result.stderr
+            yield project, result
+        finally:
+            tool("down", "--volumes", cwd=project)
+
+
+def test_up_reports_what_the_user_needs(stack):
+    _, result = stack
+    out = result.stdout
+    assert f"app and API:        https://{TCP_HOST}:{TCP_PUBLIC}" in out
+    assert f"LiveKit signaling:  wss://{TCP_HOST}:{TCP_PUBLIC}/lk-ws" in out
+    assert f"tunnel public port {UDP_PORT} -> local port {UDP_PORT}/udp" in out
+    assert f"node_ip {UDP_IP}" in out  # resolved by the real dnsmasq
+    assert "self-signed" in out
+    assert "ready 11/11" in out and "garage: " in out
+
+
+def test_web_and_api_answer_through_the_tcp_tunnel_and_real_caddy(stack):
+    status, body, certificate = https_get("/")
+    assert status == 200
+    assert body == f"web / {TCP_HOST}:{TCP_PUBLIC}"
+    assert b"Caddy Local Authority" in certificate
+    assert https_get("/v1/meetings?x=1")[1] == f"server /v1/meetings?x=1 {TCP_HOST}:{TCP_PUBLIC}"
+    assert https_get("/health")[1] == "ok server"  # routed to the API, not the web
+
+
+def test_livekit_websocket_through_lk_ws_reaches_the_livekit_standin_prefix_stripped(stack):
+    message = websocket_first_message(TCP_PUBLIC, sni=TCP_HOST, host=f"{TCP_HOST}:{TCP_PUBLIC}",
+                                      path="/lk-ws/rtc?access_token=t")
+    assert message == "livekit /rtc?access_token=t"
+
+
+def test_udp_through_the_tunnel_reaches_livekit_on_the_port_of_livekit_yaml(stack):
+    project, _ = stack
+    livekit_yaml = (project / ".compose-tunnel" / "livekit.yaml").read_text()
+    assert f"udp_port: {UDP_PORT}" in livekit_yaml and f"node_ip: {UDP_IP}" in livekit_yaml
+    with UdpRelay(listen=(UDP_IP, UDP_PORT), target=("127.0.0.1", UDP_PORT)):
+        assert udp_roundtrip(UDP_PORT, b"ping") == f"livekit-udp {UDP_PORT} ping".encode()
+
+
+def test_garage_was_bootstrapped_and_the_server_got_its_s3_settings(stack):
+    project, _ = stack
+    server_env = (project / ".compose-tunnel" / "server.env").read_text()
+    assert "TRANSCRIPT_STORAGE_AWS_ACCESS_KEY_ID=GK" in server_env
+    assert "LIVEKIT_STORAGE_AWS_BUCKET_NAME=reflector-media" in server_env
+    env = subprocess.run(["docker", "exec", f"{PROJECT}-server-1", "env"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "TRANSCRIPT_STORAGE_AWS_ENDPOINT_URL=http://garage:3900" in env
+    assert "LIVEKIT_PUBLIC_URL=wss://tcp-host.test:19055/lk-ws" in env
+
+
+def test_second_up_replays_and_changes_nothing(stack):
+    project, _ = stack
+    before = containers()
+    again = tool("up", cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert "replaying saved configuration" in again.stdout
+    assert "garage:" not in again.stdout  # bootstrap found everything in place
+    assert containers() == before
+
+
+def test_status_lists_every_service(stack):
+    project, _ = stack
+    states = json.loads(tool("status", "--json", cwd=project).stdout)
+    assert {s["service"] for s in states} == {
+        "server", "worker", "beat", "web", "redis", "postgres", "cpu", "livekit-server",
+        "livekit-egress", "garage", "caddy"}
+    assert all(s["status"] == "running" for s in states)
+
+
+def test_udp_local_port_differing_from_public_port_still_works(stack, dns_server):
+    project, _ = stack
+    result = tool(*up_args(dns_server.port, f"{UDP_HOST}:{UDP_PUBLIC_2}", "--tunnel-udp-local",
+                           str(UDP_LOCAL_2)), cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"tunnel public port {UDP_PUBLIC_2} -> local port {UDP_LOCAL_2}/udp" in result.stdout
+    assert f"udp_port: {UDP_PUBLIC_2}" in (project / ".compose-tunnel" / "livekit.yaml").read_text()
+    with UdpRelay(listen=(UDP_IP, UDP_PUBLIC_2), target=("127.0.0.1", UDP_LOCAL_2)):
+        # LiveKit listens (and advertises) the public port, reached through the local one.
+        assert udp_roundtrip(UDP_PUBLIC_2, b"hello") == f"livekit-udp {UDP_PUBLIC_2} hello".encode()
+
+
+def test_rebuild_brings_the_stack_back_with_the_same_secrets(stack):
+    project, _ = stack
+    secrets = (project / ".compose-tunnel" / "secrets.toml").read_text()
+    before = containers()
+    result = tool("rebuild", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = containers()
+    assert set(after) == set(before) and all(after[name] != before[name] for name in after)
+    assert (project / ".compose-tunnel" / "secrets.toml").read_text() == secrets
+    assert https_get("/")[0] == 200
+
+
+def test_down_removes_what_up_applied_even_after_the_config_dropped_a_profile(stack):
+    project, _ = stack
+    generated = tool("generate", "--cpu", "--profiles-dir", str(TEST_PROFILES),
+                     "--project-name", PROJECT, cwd=project)
+    assert generated.returncode == 0, generated.stderr
+    assert tool("down", cwd=project).returncode == 0
+    assert containers() == {} and project_resources("network") == []
+    assert project_resources("volume")  # kept without --volumes
+    assert tool("down", "--volumes", cwd=project).returncode == 0
+    assert project_resources("volume") == []
