@@ -47,7 +47,7 @@ class ServiceState:
 
     def describe(self) -> str:
         text = self.status
-        if self.health:
+        if self.health and self.status == "running":  # a stopped container's health is stale
             text += f" ({self.health})"
         if self.status == "exited" and self.exit_code is not None:
             text += f", exit code {self.exit_code}"
