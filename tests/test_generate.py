@@ -254,3 +254,14 @@ def test_profiles_command_lists_sources_and_relations(project):
     out = run("profiles", "--profiles-dir", str(user), cwd=project).stdout
     assert "tunnel-udp" in out and "requires: livekit" in out and "conflicts: gpu" in out
     assert f"source: {user}" in out and "source: built-in" in out
+
+
+def test_up_dry_run_prints_files_and_the_compose_command_and_changes_nothing(project):
+    result = run("up", "--dry-run", "--build", "--pull", "never", *TUNNEL_ARGS, cwd=project)
+    assert result.returncode == 0, result.stderr
+    work = (project / ".compose-tunnel").absolute()
+    assert "would write in .compose-tunnel: .env, caddy/Caddyfile, compose.yml" in result.stdout
+    assert (f"would run: docker compose --project-name reflector --project-directory {work} "
+            f"--file {work}/compose.yml --env-file {work}/.env up --detach --remove-orphans "
+            "--build --pull never") in result.stdout
+    assert not (project / ".compose-tunnel").exists()
