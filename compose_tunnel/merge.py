@@ -1,0 +1,567 @@
+"""The Compose v2 merge: a base compose file plus overlays folded into one document.
+
+Why not `docker compose config`? It interpolates variables, makes paths absolute
+and expands every short syntax; the file we write must stay portable, with
+`${VAR:-x}` and `./data` as the user wrote them. So this module merges the raw,
+un-interpolated documents with the rules of the real binary (compose-go v2,
+package `override`), such that
+
+    docker compose -f merged.yml config  ==  docker compose -f a.yml -f b.yml … config
+
+for a merged.yml written in the same project directory as a.yml. The rules:
+
+* mappings merge key by key, recursively (`x-` extensions too); scalars and
+  mismatched-but-compatible values are replaced by the later file; sequences
+  are appended, then de-duplicated by the key Compose uses for that field
+  (`_UNIQUE`): volumes by target, ports by host ip/port/protocol, secrets and
+  configs by target, environment and labels by name, … — the later entry wins
+  and takes the place of the first one;
+* per-field rules (`_SPECIALS`): command/entrypoint/healthcheck.test replaced,
+  key=value fields (environment, labels, build.args, sysctls, …) accepted as a
+  list or a map, depends_on/networks in short or long form, logging options
+  dropped when the driver changes, build as a string or a mapping, each ulimit
+  replaced whole, network ipam config merged by subnet;
+* `!reset` removes what earlier files set at that path, `!override` replaces it.
+
+Compose converts a key=value map into a `k=v` list as soon as it merges two of
+them; later `!reset` of a single key then no longer applies (it only removes
+mapping keys). We keep the same representation so that chains of three files
+behave as in Compose.
+
+Limitation: Compose interpolates each file before merging. We cannot, so an
+entry whose de-duplication key holds a `$` is never de-duplicated here: we keep
+every entry of that list and Compose, which de-duplicates a single file the same
+way, removes the duplicates once it knows the variables. Short syntax holding a
+variable is not validated either.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from .errors import UserError
+from .yamlio import Override, Reset, load_compose_file
+
+Path = tuple  # of mapping keys (str) and sequence indexes (int)
+
+TOP_LEVEL_KEYS = (
+    "version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models",
+)  # fmt: skip
+
+
+def merge_files(paths: list[str | os.PathLike]) -> dict:
+    """Load and merge compose files; the first is the base, the others overlay it in order."""
+    return merge_documents([load_compose_file(p) for p in paths], [os.fspath(p) for p in paths])
+
+
+def merge_documents(docs: list[dict], sources: list[str] | None = None) -> dict:
+    """Merge loaded compose documents (as `yamlio.load_compose_text` returns them).
+
+    `sources` name the documents in error messages. The inputs are not modified.
+    """
+    sources = sources or [f"<document {i + 1}>" for i in range(len(docs))]
+    merged: dict = {}
+    for doc, source in zip(docs, sources, strict=True):
+        _check_document(doc, source)
+        tagged: list[Path] = []
+        doc = _strip_tags(doc, (), tagged)
+        for path in tagged:
+            _delete_path(merged, path)
+        merged = _Merger(source).merge_mappings(merged, doc, ())
+        for name, service in (merged.get("services") or {}).items():
+            if not isinstance(service, dict):  # e.g. `web:` left empty with no earlier web
+                raise UserError(f"{source}: services.{name} must be a mapping")
+    merged.pop("version", None)  # obsolete: Compose ignores it and warns
+    _enforce_unicity(merged, ())
+    return merged
+
+
+# --- checks on each document ---------------------------------------------------
+
+
+def _check_document(doc: dict, source: str) -> None:
+    """The errors Compose raises on a document before or while merging it."""
+    for key in doc:
+        if key not in TOP_LEVEL_KEYS and not key.startswith("x-"):
+            raise UserError(
+                f"{source}: unknown top-level key {key!r}",
+                hint=f"allowed: {', '.join(TOP_LEVEL_KEYS)} and x-* extensions",
+            )
+    if "services" not in doc or isinstance(doc["services"], Reset):
+        return
+    services = _untag(doc["services"])
+    if not isinstance(services, dict):
+        raise UserError(f"{source}: services must be a mapping")
+    for name, service in services.items():
+        service = _untag(service)
+        if service is not None and not isinstance(service, dict):
+            raise UserError(f"{source}: services.{name} must be a mapping")
+        ports = _untag((service or {}).get("ports"))
+        for index, spec in enumerate(ports if isinstance(ports, list) else []):
+            try:
+                parse_port(_untag(spec))
+            except ValueError as exc:
+                shown = json.dumps(spec) if isinstance(spec, str) else repr(spec)
+                raise UserError(
+                    f"{source}: services.{name}.ports[{index}]: invalid port {shown} ({exc})"
+                ) from None
+
+
+def _untag(value: Any) -> Any:
+    return value.value if isinstance(value, (Reset, Override)) else value
+
+
+# --- short port syntax -----------------------------------------------------------
+
+_PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+def _port_range(text: str) -> tuple[int, int] | None:
+    """Docker's ParsePortRange: `80` or `8000-8010`, each a decimal uint16."""
+    parts = text.split("-")
+    if len(parts) == 1:
+        parts = [text, text]
+    if not all(p.isdigit() and p.isascii() and int(p) <= 65535 for p in parts[:2]):
+        return None
+    start, end = int(parts[0]), int(parts[1])
+    return (start, end) if end >= start else None
+
+
+def parse_port(spec: Any) -> tuple[str, str, int, int, str] | None:
+    """Validate a short port spec like Compose does; return (ip, published, first, last, proto).
+
+    Returns None for what is not short syntax (a long-form mapping) or cannot be
+    checked yet (holds a `$` variable). Raises ValueError with Compose's reason.
+    """
+    if isinstance(spec, dict) or (isinstance(spec, str) and "$" in spec):
+        return None
+    if isinstance(spec, bool) or not isinstance(spec, (int, str)):
+        raise ValueError(f"invalid type {type(spec).__name__} for a port")
+    parts = str(spec).split(":")
+    container = parts[-1]
+    published = parts[-2] if len(parts) >= 2 else ""
+    ip = ":".join(parts[:-2])
+    number, _, proto = container.partition("/")
+    if not number:
+        proto = ""
+    elif not proto:
+        proto = "tcp"
+    if ip.startswith("[") and ip.endswith("]"):
+        ip = ip[1:-1]
+    if ip and not _is_ip(ip):
+        raise ValueError(f"invalid IP address: {ip}")
+    if proto.lower() not in _PROTOCOLS:
+        raise ValueError(f"invalid proto: {proto}")
+    target = _port_range(number)
+    if target is None:
+        raise ValueError(f"invalid containerPort: {number}")
+    if target[0] == 0:
+        raise ValueError("missing a target port")
+    if published:
+        host = _port_range(published)
+        if host is None:
+            raise ValueError(f"invalid hostPort: {published}")
+        if target[1] != target[0] and host[1] - host[0] != target[1] - target[0]:
+            raise ValueError(
+                f"invalid ranges specified for container and host Ports: {number} and {published}"
+            )
+    return ip, published, target[0], target[1], proto
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return "%" not in text
+
+
+# --- !reset / !override ----------------------------------------------------------
+
+_DROP = object()
+
+
+def _strip_tags(value: Any, path: Path, tagged: list[Path]) -> Any:
+    """Copy `value` without its tags, collecting the paths tagged !reset or !override.
+
+    A `!reset` entry is left out; an `!override` entry keeps its value. Both
+    paths are then removed from what the earlier files built, as Compose does.
+    """
+    if isinstance(value, Reset):
+        tagged.append(path)
+        return _DROP
+    if isinstance(value, Override):
+        tagged.append(path)
+        return _strip_tags(value.value, path, [])  # Compose reads no tag below !override
+    if isinstance(value, dict):
+        items = ((k, _strip_tags(v, (*path, k), tagged)) for k, v in value.items())
+        return {k: v for k, v in items if v is not _DROP}
+    if isinstance(value, list):
+        items = (_strip_tags(v, (*path, i), tagged) for i, v in enumerate(value))
+        return [v for v in items if v is not _DROP]
+    return value
+
+
+def _delete_path(doc: Any, path: Path) -> None:
+    """Remove the mapping entry at `path`; Compose never removes sequence items this way.
+
+    Compose applies the reset to its canonical form, where networks and
+    depends_on are mappings even if written as lists, and build is a mapping.
+    """
+    node = doc
+    for depth, key in enumerate(path[:-1]):
+        if not isinstance(node, dict) or key not in node:
+            return
+        canonical = _canonical_mapping(node[key], path[: depth + 1])
+        if canonical is not None:
+            node[key] = canonical
+        node = node[key]
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+
+
+def _canonical_mapping(value: Any, path: Path) -> dict | None:
+    if isinstance(value, dict) or len(path) != 3 or path[0] != "services":
+        return None
+    if path[2] == "networks" and isinstance(value, list):
+        return _as_mapping(value, None)
+    if path[2] == "depends_on" and isinstance(value, list):
+        return _as_mapping(value, _DEPENDS_ON_DEFAULT)
+    if path[2] == "build" and isinstance(value, str):
+        return {"context": value}
+    if path[2] == "extends" and isinstance(value, str):
+        return {"service": value}
+    return None
+
+
+# --- the merge ----------------------------------------------------------------------
+
+
+def _matches(path: Path, pattern: Path) -> bool:
+    return len(path) == len(pattern) and all(p in ("*", k) for k, p in zip(path, pattern))
+
+
+def go_string(value: Any) -> str:
+    """Go's `%v` of a YAML scalar: how Compose writes a map value into a `k=v` entry."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _go_float(value)
+    if value is None:
+        return "<nil>"
+    return str(value)
+
+
+def _go_float(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    point = len(digits) + exponent  # position of the decimal point in `text`
+    minus = "-" if sign else ""
+    if value == 0:
+        return minus + "0"
+    if -4 <= point - 1 < 21:
+        if point <= 0:
+            return f"{minus}0.{'0' * -point}{text}"
+        if point >= len(text):
+            return minus + text + "0" * (point - len(text))
+        return f"{minus}{text[:point]}.{text[point:]}"
+    mantissa = text[0] + (f".{text[1:]}" if len(text) > 1 else "")
+    exp = point - 1
+    return f"{minus}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+
+
+def _as_sequence(value: Any) -> list:
+    """Compose's convertIntoSequence: a map becomes sorted `k=v` (or bare `k`) entries."""
+    if isinstance(value, dict):
+        entries = []
+        for key, item in value.items():
+            if item is None:
+                entries.append(key)
+            elif isinstance(item, list):
+                entries.extend(f"{key}={go_string(v)}" for v in item)
+            else:
+                entries.append(f"{key}={go_string(item)}")
+        return sorted(entries)
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, str):
+        return [value]
+    return []
+
+
+_DEPENDS_ON_DEFAULT = {"condition": "service_started", "required": True}
+
+
+def _as_mapping(value: Any, default: dict | None) -> dict:
+    """Compose's convertIntoMapping: list entries become keys with `default` values."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list):
+        return {str(item): copy.deepcopy(default) for item in value}
+    return {}
+
+
+class _Merger:
+    """Folds one overlay into the merged document; `source` names it in errors."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def merge(self, base: Any, over: Any, path: Path) -> Any:
+        for pattern, special in _SPECIALS:
+            if _matches(path, pattern):
+                return special(self, base, over, path)
+        if over is None:
+            return base
+        if isinstance(base, dict):
+            if not isinstance(over, dict):
+                raise self._cannot_override(path, "a mapping", over)
+            return self.merge_mappings(base, over, path)
+        if isinstance(base, list):
+            if not isinstance(over, list):
+                raise self._cannot_override(path, "a list", over)
+            return base + over
+        return over
+
+    def _cannot_override(self, path: Path, kind: str, over: Any) -> UserError:
+        dotted = ".".join(map(str, path))
+        return UserError(
+            f"{self.source}: cannot override {dotted}: earlier files set {kind},"
+            f" this one a {type(over).__name__}"
+        )
+
+    def merge_mappings(self, base: dict, over: dict, path: Path) -> dict:
+        """Merge `over` into `base` in place (Go's mergeMappings) and return `base`."""
+        for key, value in over.items():
+            base[key] = self.merge(base[key], value, (*path, key)) if key in base else value
+        return base
+
+    # per-field rules, each (self, base, over, path) -> merged
+
+    def replace(self, base: Any, over: Any, path: Path) -> Any:
+        return over
+
+    def to_sequence(self, base: Any, over: Any, path: Path) -> list:
+        return _as_sequence(base) + _as_sequence(over)
+
+    def extra_hosts(self, base: Any, over: Any, path: Path) -> list:
+        """Appended like key=value lists, but an entry already present is not repeated."""
+        merged = _as_sequence(base)
+        return merged + [entry for entry in _as_sequence(over) if entry not in merged]
+
+    def build(self, base: Any, over: Any, path: Path) -> dict:
+        def as_build(value: Any) -> dict:
+            return {"context": value} if isinstance(value, str) else _as_mapping(value, None)
+
+        return self.merge_mappings(as_build(base), as_build(over), path)
+
+    def depends_on(self, base: Any, over: Any, path: Path) -> dict:
+        """A short-form entry merges as `condition: service_started, required: true`."""
+        base, over = _as_mapping(base, _DEPENDS_ON_DEFAULT), _as_mapping(over, _DEPENDS_ON_DEFAULT)
+        return self.merge_mappings(base, over, path)
+
+    def to_mapping(self, base: Any, over: Any, path: Path) -> dict:
+        return self.merge_mappings(_as_mapping(base, None), _as_mapping(over, None), path)
+
+    def logging(self, base: Any, over: Any, path: Path) -> Any:
+        """Options merge only while the driver stays the same (or one side names none)."""
+        if not isinstance(base, dict) or not isinstance(over, dict):
+            return base if over is None else over
+        if "driver" in base and "driver" in over and base["driver"] != over["driver"]:
+            return over
+        return self.merge_mappings(base, over, path)
+
+    def ipam_config(self, base: Any, over: Any, path: Path) -> list:
+        """Compose's mergeIPAMConfig, quirks included: entries pair up by subnet.
+
+        Like Go, each base entry is merged in place with every overlay entry that
+        reaches the merge, and an empty base keeps nothing of the overlay.
+        """
+        if not isinstance(base, list) or not isinstance(over, list):
+            dotted = ".".join(map(str, path))
+            raise UserError(f"{self.source}: {dotted}: expected a list of ipam configs")
+        configs: list[dict] = []
+        for original in base:
+            right = _as_mapping(original, None)
+            for item in over:
+                left = _as_mapping(item, None)
+                if left.get("subnet") != right.get("subnet") and not any(
+                    c.get("subnet") == left.get("subnet") for c in configs
+                ):
+                    configs.append(left)
+                    continue
+                merged = self.merge_mappings(right, left, path)
+                same = [i for i, c in enumerate(configs) if c.get("subnet") == merged.get("subnet")]
+                if same:
+                    configs[same[0]] = merged
+                else:
+                    configs.append(merged)
+        return configs
+
+
+def _pattern(text: str) -> Path:
+    return tuple(text.split("."))
+
+
+_SPECIALS: list[tuple[Path, Callable[..., Any]]] = [
+    (_pattern("networks.*.ipam.config"), _Merger.ipam_config),
+    (_pattern("networks.*.labels"), _Merger.to_sequence),
+    (_pattern("volumes.*.labels"), _Merger.to_sequence),
+    *(
+        (_pattern(f"services.*.{field}"), _Merger.to_sequence)
+        for field in (
+            "annotations", "build.args", "build.additional_contexts", "build.labels",
+            "deploy.labels", "dns", "dns_opt", "dns_search", "env_file", "label_file",
+            "environment", "labels", "sysctls", "tmpfs",
+        )  # fmt: skip
+    ),
+    (_pattern("services.*.build"), _Merger.build),
+    (_pattern("services.*.build.extra_hosts"), _Merger.extra_hosts),
+    (_pattern("services.*.extra_hosts"), _Merger.extra_hosts),
+    (_pattern("services.*.command"), _Merger.replace),
+    (_pattern("services.*.entrypoint"), _Merger.replace),
+    (_pattern("services.*.healthcheck.test"), _Merger.replace),
+    (_pattern("services.*.ulimits.*"), _Merger.replace),
+    (_pattern("services.*.depends_on"), _Merger.depends_on),
+    (_pattern("services.*.logging"), _Merger.logging),
+    (_pattern("services.*.models"), _Merger.to_mapping),
+    (_pattern("services.*.networks"), _Merger.to_mapping),
+]
+
+
+# --- unicity -----------------------------------------------------------------------
+
+Indexer = Callable[[Any], "str | tuple | None"]
+
+
+def _text(value: Any) -> str | None:
+    """A string entry that is safe to key (no variable), else None."""
+    return value if isinstance(value, str) and "$" not in value else None
+
+
+def _key_value_key(entry: Any) -> str | None:
+    text = _text(entry)
+    return None if text is None else text.split("=", 1)[0]
+
+
+def _volume_key(entry: Any) -> str | None:
+    """The mount target; Windows-style specs are left to Compose."""
+    if isinstance(entry, dict):
+        return _text(entry.get("target"))
+    text = _text(entry)
+    if text is None or "\\" in text or re.match(r"[A-Za-z]:", text):
+        return None
+    parts = text.split(":")
+    return parts[0] if len(parts) == 1 else parts[1] if len(parts) <= 3 else None
+
+
+def _device_key(entry: Any) -> str | None:
+    if isinstance(entry, dict):
+        return _text(entry.get("target"))
+    text = _text(entry)
+    if text is None:
+        return None
+    parts = text.split(":")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _port_key(entry: Any) -> tuple | None:
+    """Short syntax only, and single ports only: ranges expand in Compose's own pass."""
+    if isinstance(entry, dict) or (isinstance(entry, str) and "$" in entry):
+        return None
+    try:
+        parsed = parse_port(entry)
+    except ValueError:
+        return None
+    if parsed is None or parsed[2] != parsed[3] or "-" in parsed[1]:
+        return None
+    ip, published, target, _, proto = parsed
+    return ip, published, target, proto
+
+
+def _expose_key(entry: Any) -> str | None:
+    if isinstance(entry, int) and not isinstance(entry, bool):
+        return str(entry)
+    return _text(entry)
+
+
+def _mount_key(default_dir: str) -> Indexer:
+    def key(entry: Any) -> str | None:
+        if isinstance(entry, dict):
+            if "target" in entry:
+                return _text(entry["target"])
+            source = _text(entry.get("source"))
+            return None if source is None else f"{default_dir}/{source}"
+        text = _text(entry)
+        return None if text is None else f"{default_dir}/{text}"
+
+    return key
+
+
+def _env_file_key(entry: Any) -> str | None:
+    return _text(entry.get("path")) if isinstance(entry, dict) else _text(entry)
+
+
+_UNIQUE: list[tuple[Path, Indexer]] = [
+    (_pattern("networks.*.labels"), _key_value_key),
+    *(
+        (_pattern(f"services.*.{field}"), _key_value_key)
+        for field in (
+            "annotations", "build.args", "build.additional_contexts", "build.tags",
+            "build.labels", "cap_add", "cap_drop", "deploy.labels", "dns", "dns_opt",
+            "dns_search", "environment", "labels", "links", "networks.*.aliases",
+            "networks.*.link_local_ips", "profiles", "sysctls", "tmpfs",
+        )  # fmt: skip
+    ),
+    (_pattern("services.*.configs"), _mount_key("")),
+    (_pattern("services.*.secrets"), _mount_key("/run/secrets")),
+    (_pattern("services.*.env_file"), _env_file_key),
+    (_pattern("services.*.expose"), _expose_key),
+    (_pattern("services.*.ports"), _port_key),
+    (_pattern("services.*.volumes"), _volume_key),
+    (_pattern("services.*.devices"), _device_key),
+]
+
+
+def _enforce_unicity(value: Any, path: Path) -> None:
+    """Compose's EnforceUnicity, in place: a later entry with the same key replaces the first.
+
+    Only lists whose every entry has a key are touched: one unkeyable entry
+    (a variable) could stand between two equal ones and change which wins, so
+    such a list is left whole for Compose to de-duplicate after interpolation.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, list):
+                value[key] = _unique(item, (*path, key))
+            _enforce_unicity(value[key], (*path, key))
+
+
+def _unique(items: list, path: Path) -> list:
+    indexer = next((ix for pattern, ix in _UNIQUE if _matches(path, pattern)), None)
+    if indexer is None:
+        return items
+    keys = [indexer(item) for item in items]
+    if any(key is None for key in keys):
+        return items
+    result: list = []
+    position: dict = {}
+    for key, item in zip(keys, items, strict=True):
+        if key in position:
+            result[position[key]] = item
+        else:
+            position[key] = len(result)
+            result.append(item)
+    return result

@@ -1,0 +1,475 @@
+"""YAML for compose files, read and written the way Docker Compose reads them.
+
+Compose (Go, go-yaml v3/v4) does not read YAML like PyYAML does. PyYAML's default
+resolver is YAML 1.1: `2222:22` is the integer 133342, `on`/`yes` are booleans and
+duplicate keys pass silently. Go's resolver is YAML 1.2-ish with its own quirks
+(`0755` is still octal, `_` is dropped from numbers, `1e3` is a float), and Compose
+rejects duplicate and non-string keys. This module loads a compose file into the
+values Compose would see, and dumps a document so that both a YAML 1.1 and a
+YAML 1.2 (Go) reader get back exactly those values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import os
+import re
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.emitter import Emitter
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.representer import SafeRepresenter
+from yaml.resolver import BaseResolver, Resolver
+from yaml.scanner import Scanner
+from yaml.serializer import Serializer
+
+from .errors import UserError
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MERGE = "tag:yaml.org,2002:merge"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+RESET_TAG = "!reset"
+OVERRIDE_TAG = "!override"
+
+
+class _Tagged:
+    """A value carried with a Compose merge tag; compares by value so tests can use ==."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.value == self.value  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(self.value)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.value!r})"
+
+
+class Reset(_Tagged):
+    """A node tagged `!reset`: the merge removes what earlier files set at this path."""
+
+
+class Override(_Tagged):
+    """A node tagged `!override`: the merge replaces the earlier value wholesale."""
+
+
+# --- Go's scalar resolution ---------------------------------------------------
+
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_SPECIAL_FLOATS = {
+    **{s: math.inf for s in (".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF")},
+    **{s: -math.inf for s in ("-.inf", "-.Inf", "-.INF")},
+    **{s: math.nan for s in (".nan", ".NaN", ".NAN")},
+}
+_GO_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_GO_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?")
+_GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
+_DATE = r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+_CLOCK = r"([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.([0-9]+))?"
+_TS_DATE = re.compile(_DATE)
+_TS_ZONED = re.compile(_DATE + "[Tt]" + _CLOCK + r"(Z|[-+][0-9]{2}:[0-9]{2})")
+_TS_NAIVE = re.compile(_DATE + " " + _CLOCK)
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64_MAX = 2**64 - 1
+_NOT_RESOLVED = object()
+
+
+def _go_int(text: str) -> int | None:
+    """strconv.ParseInt(s, 0, 64), then ParseUint: Go prefixes, and `0755` is octal."""
+    match = _GO_INT.fullmatch(text)
+    if not match:
+        return None
+    sign, digits = match.groups()
+    if digits[:2].lower() in ("0x", "0o", "0b"):
+        value = int(digits[2:], {"x": 16, "o": 8, "b": 2}[digits[1].lower()])
+    elif len(digits) > 1 and digits[0] == "0":
+        value = int(digits[1:], 8)
+    else:
+        value = int(digits)
+    value = -value if sign == "-" else value
+    if _INT64[0] <= value <= _INT64[1] or (not sign and value <= _UINT64_MAX):
+        return value
+    return None
+
+
+def _go_timestamp(text: str) -> dt.date | dt.datetime | None:
+    """go-yaml's four timestamp layouts (RFC 3339 with `T`/`t`, space without zone, date)."""
+    try:
+        if match := _TS_DATE.fullmatch(text):
+            return dt.date(*map(int, match.groups()))
+        zoned = _TS_ZONED.fullmatch(text)
+        match = zoned or _TS_NAIVE.fullmatch(text)
+        if not match:
+            return None
+        y, mo, d, h, mi, s, frac = match.groups()[:7]
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        tz = None
+        if zoned:
+            zone = match.group(8)
+            if zone == "Z":
+                tz = dt.timezone.utc
+            else:
+                sign = -1 if zone[0] == "-" else 1
+                tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+        return dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro, tzinfo=tz)
+    except ValueError:
+        return None
+
+
+def resolve_plain(text: str) -> Any:
+    """The value go-yaml gives an untagged plain scalar (see go-yaml's resolve.go)."""
+    if text in _NULLS:
+        return None
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if text in _SPECIAL_FLOATS:
+        return _SPECIAL_FLOATS[text]
+    first = text[0]
+    if first == "." and _GO_DOT_FLOAT.fullmatch(text):
+        return float(text)
+    if not (first.isdigit() and first.isascii()) and first not in "+-":
+        return text
+    if (stamp := _go_timestamp(text)) is not None:
+        return stamp
+    plain = text.replace("_", "")
+    if (number := _go_int(plain)) is not None:
+        return number
+    if _GO_FLOAT.fullmatch(plain):
+        value = float(plain)
+        if not math.isinf(value):  # Go's ParseFloat fails on overflow: the text stays a string
+            return value
+    return text
+
+
+def _plain_tag(text: str) -> str:
+    if text == "<<":
+        return _MERGE
+    value = resolve_plain(text)
+    if isinstance(value, bool):
+        return _BOOL
+    return {
+        type(None): _NULL,
+        int: _INT,
+        float: _FLOAT,
+        dt.date: _TIMESTAMP,
+        dt.datetime: _TIMESTAMP,
+        str: _STR,
+    }[type(value)]
+
+
+# --- loading ------------------------------------------------------------------
+
+
+class _GoResolver(BaseResolver):
+    """Tags plain scalars as go-yaml would; quoted scalars are always strings."""
+
+    def resolve(self, kind, value, implicit):  # noqa: ANN001, ANN201 - PyYAML's signature
+        if kind is ScalarNode:
+            return _plain_tag(value) if implicit[0] else _STR
+        return super().resolve(kind, value, implicit)
+
+
+class _GoConstructor(SafeConstructor):
+    """Builds the Go values for the tags `_GoResolver` picks, plus !reset / !override."""
+
+    def construct_yaml_null(self, node):  # noqa: ANN001, ANN201
+        return None
+
+    def construct_yaml_int(self, node):  # noqa: ANN001, ANN201
+        """Ints, floats, bools and timestamps all follow go-yaml's resolution of the text."""
+        return resolve_plain(node.value)
+
+    construct_yaml_float = construct_yaml_int
+    construct_yaml_timestamp = construct_yaml_int
+    construct_yaml_bool = construct_yaml_int
+
+    def flatten_mapping(self, node: MappingNode) -> None:
+        """Resolve `<<` merge keys as go-yaml does: explicit keys win, then earlier sources.
+
+        (PyYAML 6 lets a later source of `<<: [*a, *b]` win when key strings are
+        not the same object, which is neither the spec nor what Compose reads.)
+        """
+        merged: list[tuple[Node, Node]] = []
+        seen: set[str] = set()
+        explicit = [(key, value) for key, value in node.value if key.tag != _MERGE]
+        for key, value in node.value:
+            if key.tag != _MERGE:
+                continue
+            sources = value.value if isinstance(value, SequenceNode) else [value]
+            for source in sources:
+                if not isinstance(source, MappingNode):
+                    raise ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"expected a mapping to merge with <<, but found {source.id}",
+                        source.start_mark,
+                    )  # fmt: skip
+                self.flatten_mapping(source)
+                for pair in source.value:
+                    if pair[0].value not in seen:
+                        seen.add(pair[0].value)
+                        merged.append(pair)
+        if len(explicit) != len(node.value):
+            node.value = merged + explicit
+
+    def construct_tagged(self, node: Node) -> Any:
+        if isinstance(node, ScalarNode):
+            # go-yaml resolves a scalar under a custom tag like an untagged plain one.
+            return resolve_plain(node.value) if node.style is None else node.value
+        if isinstance(node, SequenceNode):
+            return self.construct_sequence(node, deep=True)
+        return self.construct_mapping(node, deep=True)
+
+    def construct_reset(self, node: Node) -> Reset:
+        return Reset(self.construct_tagged(node))
+
+    def construct_override(self, node: Node) -> Override:
+        return Override(self.construct_tagged(node))
+
+    def construct_unknown(self, suffix, node):  # noqa: ANN001, ANN201
+        """Compose ignores unknown local tags: the node keeps its plain value."""
+        return self.construct_tagged(node)
+
+
+for _tag in (_NULL, _INT, _FLOAT, _TIMESTAMP, _BOOL):
+    _GoConstructor.add_constructor(
+        _tag,
+        {
+            _NULL: _GoConstructor.construct_yaml_null,
+            _INT: _GoConstructor.construct_yaml_int,
+            _FLOAT: _GoConstructor.construct_yaml_float,
+            _TIMESTAMP: _GoConstructor.construct_yaml_timestamp,
+            _BOOL: _GoConstructor.construct_yaml_bool,
+        }[_tag],
+    )
+_GoConstructor.add_constructor(RESET_TAG, _GoConstructor.construct_reset)
+_GoConstructor.add_constructor(OVERRIDE_TAG, _GoConstructor.construct_override)
+_GoConstructor.add_multi_constructor("!", _GoConstructor.construct_unknown)
+
+
+class _GoLoader(Reader, Scanner, Parser, Composer, _GoConstructor, _GoResolver):
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        _GoConstructor.__init__(self)
+        _GoResolver.__init__(self)
+
+
+def _check_keys(root: Node, source: str) -> None:
+    """Reject what Compose rejects before merging: duplicate keys and non-string keys.
+
+    Runs on the composed node graph, before `<<` merge keys are flattened, so keys
+    brought in by a merge key are not duplicates (they may be overridden).
+    """
+    seen: set[int] = set()
+    stack = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+        if not isinstance(node, MappingNode):
+            continue
+        first_line: dict[str, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if not isinstance(key, ScalarNode) or key.tag not in (_STR, _MERGE):
+                shown = key.value if isinstance(key, ScalarNode) else "a collection"
+                where = path or "the top level"
+                raise UserError(f"{source}: line {line}: non-string key in {where}: {shown}")
+            if key.value in first_line:
+                raise UserError(
+                    f"{source}: line {line}: duplicate key {key.value!r}"
+                    f" (already defined at line {first_line[key.value]})"
+                )
+            first_line[key.value] = line
+            stack.append((value, f"{path}.{key.value}" if path else key.value))
+
+
+def _collection_without_resets(node: Node) -> Node:
+    """A copy of `node` with every `!reset` entry below it left out (not below !override)."""
+    if node.tag == OVERRIDE_TAG:
+        return node
+    if isinstance(node, MappingNode):
+        value = [(k, _collection_without_resets(v)) for k, v in node.value if v.tag != RESET_TAG]
+    elif isinstance(node, SequenceNode):
+        value = [_collection_without_resets(v) for v in node.value if v.tag != RESET_TAG]
+    else:
+        return node
+    return type(node)(node.tag, value, node.start_mark, node.end_mark, node.flow_style)
+
+
+def _detach_resets_from_aliases(root: Node) -> None:
+    """Make `!reset` act only where it is written, as in Compose.
+
+    Compose removes a `!reset` entry from its anchored mapping the first time it
+    walks it, so an alias to that mapping (or a `<<` merge of it) no longer
+    carries the reset. An alias straight to a `!reset` node, or to an
+    `!override` node, keeps its tag. PyYAML shares one node for the anchor and
+    its aliases; every later use of a mapping or sequence gets a copy without
+    the resets.
+    """
+    visited: set[int] = set()
+
+    def visit(node: Node) -> Node:
+        if id(node) in visited:
+            return _collection_without_resets(node) if node.tag != RESET_TAG else node
+        visited.add(id(node))
+        if node.tag in (RESET_TAG, OVERRIDE_TAG):
+            return node
+        if isinstance(node, MappingNode):
+            node.value = [(key, visit(value)) for key, value in node.value]
+        elif isinstance(node, SequenceNode):
+            node.value = [visit(value) for value in node.value]
+        return node
+
+    visit(root)
+
+
+def load_compose_text(text: str, source: str = "<string>") -> dict:
+    """Parse one compose document as Compose sees it; UserError names source and line.
+
+    An empty document is an empty mapping, as Compose treats it.
+    """
+    loader = _GoLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return {}  # Compose accepts an empty (or comment-only) file as an empty overlay
+        _check_keys(root, source)
+        _detach_resets_from_aliases(root)
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        if isinstance(exc, yaml.composer.ComposerError) and "single document" in str(exc):
+            problem = "more than one YAML document; a compose file here holds exactly one"
+        raise UserError(f"{source}: {line}{problem}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{source}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: the top level must be a mapping, not {type(data).__name__}")
+    return data
+
+
+def load_compose_file(path: str | os.PathLike) -> dict:
+    """Read and parse a compose file; UserError if unreadable or not a mapping."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{os.fspath(path)}: cannot read: {exc}") from None
+    return load_compose_text(text, os.fspath(path))
+
+
+# --- dumping ------------------------------------------------------------------
+
+
+class _BothReadersResolver(Resolver):
+    """PyYAML's YAML 1.1 resolver that also flags strings Go would read as non-strings.
+
+    The serializer emits a string plain only if the resolver calls it a string,
+    so a string like `on`, `1e3`, `0o17` or `2222:22` gets quoted.
+    """
+
+    def resolve(self, kind, value, implicit):  # noqa: ANN001, ANN201
+        tag = super().resolve(kind, value, implicit)
+        if kind is ScalarNode and implicit[0] and tag == _STR and _plain_tag(value) != _STR:
+            return _plain_tag(value)
+        return tag
+
+    @classmethod
+    def plain_is_str(cls, value: str, tag: str) -> bool:
+        """True unless `value` is a string that a YAML 1.1 reader would not read as one."""
+        return tag != _STR or cls().resolve(ScalarNode, value, (True, False)) == _STR
+
+
+class _Representer(SafeRepresenter):
+    def represent_str(self, data: str) -> ScalarNode:
+        # Literal blocks keep multi-line strings readable; the emitter falls back
+        # to double quotes when a block cannot hold the string exactly.
+        return self.represent_scalar(_STR, data, style="|" if "\n" in data else None)
+
+    def represent_tagged(self, data: _Tagged) -> Node:
+        node = self.represent_data(data.value)
+        if isinstance(node, ScalarNode) and node.style is None:
+            # Under a custom tag Go resolves a plain scalar by its text: quote a
+            # string only when its text would resolve to something else.
+            plain_ok = _plain_tag(node.value) == node.tag and _BothReadersResolver.plain_is_str(
+                node.value, node.tag
+            )
+            node.style = None if plain_ok else "'"
+        node.tag = RESET_TAG if isinstance(data, Reset) else OVERRIDE_TAG
+        return node
+
+    def represent_datetime(self, data: dt.datetime) -> ScalarNode:
+        sep = "T" if data.tzinfo else " "
+        text = data.isoformat(sep=sep)
+        return self.represent_scalar(_TIMESTAMP, text.replace("+00:00", "Z"))
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a merged document is written out in full, without anchors
+
+
+_Representer.add_representer(str, _Representer.represent_str)
+_Representer.add_representer(Reset, _Representer.represent_tagged)
+_Representer.add_representer(Override, _Representer.represent_tagged)
+_Representer.add_representer(dt.datetime, _Representer.represent_datetime)
+
+
+class _Dumper(Emitter, Serializer, _Representer, _BothReadersResolver):
+    def __init__(self, stream: Any) -> None:
+        Emitter.__init__(self, stream, width=1 << 16, allow_unicode=True)
+        Serializer.__init__(self)
+        _Representer.__init__(self, default_flow_style=False, sort_keys=False)
+        _BothReadersResolver.__init__(self)
+
+    def choose_scalar_style(self) -> str:
+        """Let `!reset null` / `!override 8080` stay plain (PyYAML quotes every tagged scalar)."""
+        if self.event.tag in (RESET_TAG, OVERRIDE_TAG) and not self.event.style:
+            if self.analysis is None:
+                self.analysis = self.analyze_scalar(self.event.value)
+            if not self.analysis.empty and self.analysis.allow_block_plain and not self.flow_level:
+                return ""
+        return super().choose_scalar_style()
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)  # `- item` indented under its key
+
+
+def dump_compose_yaml(doc: dict) -> str:
+    """Block-style YAML in the input's key order; same input, byte-identical output."""
+    stream = io.StringIO()
+    dumper = _Dumper(stream)
+    try:
+        dumper.open()
+        dumper.represent(doc)
+        dumper.close()
+    finally:
+        dumper.dispose()
+    return stream.getvalue()
