@@ -412,8 +412,13 @@ class _BothReadersResolver(Resolver):
 class _Representer(SafeRepresenter):
     def represent_str(self, data: str) -> ScalarNode:
         # Literal blocks keep multi-line strings readable; the emitter falls back
-        # to double quotes when a block cannot hold the string exactly.
-        return self.represent_scalar(_STR, data, style="|" if "\n" in data else None)
+        # to double quotes when a block cannot hold the string exactly. Other
+        # line breaks (CR, NEL, LS, PS) would be folded: only escapes keep them.
+        if any(c in data for c in "\r\x85\u2028\u2029"):
+            style = '"'
+        else:
+            style = "|" if "\n" in data else None
+        return self.represent_scalar(_STR, data, style=style)
 
     def represent_tagged(self, data: _Tagged) -> Node:
         node = self.represent_data(data.value)
