@@ -21,7 +21,8 @@ for a merged.yml written in the same project directory as a.yml. The rules:
   list or a map, depends_on/networks in short or long form, logging options
   dropped when the driver changes, build as a string or a mapping, each ulimit
   replaced whole, network ipam config merged by subnet;
-* `!reset` removes what earlier files set at that path, `!override` replaces it.
+* `!reset` removes what earlier files set at that path, `!override` replaces it;
+* `extends` within a file is resolved before that file is merged, as Compose does.
 
 Compose converts a key=value map into a `k=v` list as soon as it merges two of
 them; later `!reset` of a single key then no longer applies (it only removes
@@ -32,7 +33,9 @@ Limitation: Compose interpolates each file before merging. We cannot, so an
 entry whose de-duplication key holds a `$` is never de-duplicated here: we keep
 every entry of that list and Compose, which de-duplicates a single file the same
 way, removes the duplicates once it knows the variables. Short syntax holding a
-variable is not validated either.
+variable is not validated either. `include` entries and `extends` with a `file:`
+are kept as written, so they resolve from the merged file's directory: right
+when the overlays live beside the base file, as ours do.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def merge_documents(docs: list[dict], sources: list[str] | None = None) -> dict:
         _check_document(doc, source)
         tagged: list[Path] = []
         doc = _strip_tags(doc, (), tagged)
+        _apply_extends(doc, tagged, source)
         for path in tagged:
             _delete_path(merged, path)
         merged = _Merger(source).merge_mappings(merged, doc, ())
@@ -240,6 +244,47 @@ def _canonical_mapping(value: Any, path: Path) -> dict | None:
     if path[2] == "extends" and isinstance(value, str):
         return {"service": value}
     return None
+
+
+# --- extends within one file -------------------------------------------------------
+
+
+def _apply_extends(doc: dict, tagged: list[Path], source: str) -> None:
+    """Resolve `extends` of a service in the same file, before the file is merged.
+
+    Compose does it per file, so a later overlay that changes the extended
+    service does not reach the services built from it; left for Compose, it
+    would. `extends` with a `file:` is kept as written (resolved by Compose
+    against the merged file's directory, the project directory).
+    """
+    services = doc.get("services")
+    if not isinstance(services, dict):
+        return
+    resolving: list[str] = []
+
+    def resolve(name: str) -> dict:
+        service = services[name]
+        extends = service.get("extends") if isinstance(service, dict) else None
+        ref = extends if isinstance(extends, str) else (extends or {}).get("service")
+        if extends is None or (isinstance(extends, dict) and "file" in extends):
+            return service
+        if ref not in services or not isinstance(services[ref], dict):
+            raise UserError(f"{source}: cannot extend service {name!r}: service {ref!r} not found")
+        if name in resolving:
+            raise UserError(f"{source}: services.{name}: circular extends via {' -> '.join(resolving)}")
+        resolving.append(name)
+        base = {"services": {name: copy.deepcopy(resolve(ref))}}
+        resolving.pop()
+        for path in tagged:  # the extending service's !reset/!override apply to its base
+            if path[:2] == ("services", name):
+                _delete_path(base, path)
+        own = {k: v for k, v in service.items() if k != "extends"}
+        merged = _Merger(source).merge(base["services"][name], own, ("services", name))
+        services[name] = merged
+        return merged
+
+    for name in list(services):
+        resolve(name)
 
 
 # --- the merge ----------------------------------------------------------------------
