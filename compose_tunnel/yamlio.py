@@ -39,8 +39,6 @@ _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
 RESET_TAG = "!reset"
 OVERRIDE_TAG = "!override"
 
@@ -90,7 +88,6 @@ _TS_ZONED = re.compile(_DATE + "[Tt]" + _CLOCK + r"(Z|[-+][0-9]{2}:[0-9]{2})")
 _TS_NAIVE = re.compile(_DATE + " " + _CLOCK)
 _INT64 = (-(2**63), 2**63 - 1)
 _UINT64_MAX = 2**64 - 1
-_NOT_RESOLVED = object()
 
 
 def _go_int(text: str) -> int | None:
