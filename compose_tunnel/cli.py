@@ -236,10 +236,8 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
         report_settings(prepared)
         changes = workspace.changes(prepared.files)
         click.echo(f"would write in {workdir}: " + (", ".join(sorted(changes)) or "nothing (up to date)"))
-        stack = workflows.stack_for(workspace, prepared.settings.project_name)
-        args = ["up", "--detach", "--remove-orphans"] + (["--build"] if build else [])
-        args += ["--pull", pull] if pull else []
-        click.echo("would run: " + stack.command_line(*args))
+        for line in workflows.up_steps(workspace, prepared, build=build, pull=pull):
+            click.echo(line)
         return
     result = start(lambda: workflows.up(workspace, options, say=click.echo, build=build, pull=pull,
                                         wait_seconds=wait_timeout))

@@ -6,6 +6,7 @@ name. It turns Docker's failures into UserErrors a person can act on.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import time
@@ -17,7 +18,7 @@ from typing import Callable, Iterator
 from .errors import UserError
 from .garage import CommandResult
 
-READY_POLL_SECONDS = 1.0
+READY_POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 20
 
 
@@ -59,6 +60,28 @@ def parse_compose_version(text: str) -> tuple[int, int, int]:
     if not match:
         raise UserError(f"cannot read the Docker Compose version from {text.strip()!r}")
     return tuple(int(part) for part in match.groups())  # type: ignore[return-value]
+
+
+def parse_ps_json(text: str) -> list[ServiceState]:
+    """`docker compose ps --format json`: a JSON array before Compose 2.21, one object per line since."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        rows = json.loads(text)
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    states = [
+        ServiceState(
+            service=row.get("Service") or row["Name"],
+            container=row["Name"],
+            status=row["State"],
+            health=row.get("Health") or None,
+            exit_code=row.get("ExitCode"),
+        )
+        for row in rows
+    ]
+    return sorted(states, key=lambda s: (s.service, s.container))
 
 
 class Stack:
@@ -117,11 +140,13 @@ class Stack:
             ) from None
         return version
 
-    def up(self, *, build: bool = False, pull: str | None = None) -> None:
+    def up(self, *, build: bool = False, pull: str | None = None, services: list[str] | None = None) -> None:
+        """Start the project, or only `services` (and what they depend on)."""
         from python_on_whales.exceptions import DockerException
 
         try:
-            self.client.compose.up(detach=True, build=build, pull=pull, remove_orphans=True)
+            self.client.compose.up(services or None, detach=True, build=build, pull=pull,
+                                   remove_orphans=True)
         except DockerException as error:
             raise StartFailed(
                 f"docker compose up failed (exit code {error.return_code}); see its output above\n"
@@ -150,30 +175,22 @@ class Stack:
                 f"docker compose down failed: {_last_line(error.stderr) or 'see its output above'}"
             ) from None
 
-    def states(self) -> list[ServiceState]:
-        containers = self.client.compose.ps(all=True)
-        if not containers:
-            return []
-        states = []
-        for container in self.client.container.inspect([c.id for c in containers]):
-            labels = container.config.labels or {}
-            health = container.state.health.status if container.state.health else None
-            states.append(ServiceState(
-                service=labels.get("com.docker.compose.service", container.name),
-                container=container.name,
-                status=container.state.status,
-                health=health,
-                exit_code=container.state.exit_code,
-            ))
-        return sorted(states, key=lambda s: s.service)
+    def states(self, services: list[str] | None = None) -> list[ServiceState]:
+        # One `compose ps` call: python-on-whales' Container objects inspect one by one.
+        from python_on_whales.utils import run
 
-    def wait_until_ready(self, timeout: float, progress: Callable[[str], None]) -> float:
-        """Wait until every container runs (and is healthy where it has a healthcheck)."""
+        command = self.client.compose.docker_compose_cmd + ["ps", "--all", "--format", "json"]
+        return parse_ps_json(run(command + (services or [])) or "")
+
+    def wait_until_ready(
+        self, timeout: float, progress: Callable[[str], None], services: list[str] | None = None
+    ) -> float:
+        """Wait until every container (of `services`) runs, and is healthy where it has a healthcheck."""
         start = time.monotonic()
         last = ""
         while True:
             elapsed = time.monotonic() - start
-            states = self.states()
+            states = self.states(services)
             ready = [s.service for s in states if s.ready]
             waiting = [f"{s.service} ({s.describe()})" for s in states if not s.ready]
             line = f"[{elapsed:5.1f}s] ready {len(ready)}/{len(states)}"

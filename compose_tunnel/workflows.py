@@ -84,6 +84,7 @@ def merge_to_text(paths: list[Path]) -> str:
 APPLIED_COMPOSE = "applied/compose.yml"
 APPLIED_DOTENV = "applied/.env"
 DEFAULT_WAIT_SECONDS = 300.0
+GARAGE_SERVICE = "garage"
 
 
 def stack_for(workspace: Workspace, project_name: str, *, applied: bool = False) -> "Stack":
@@ -139,26 +140,43 @@ def up(
         APPLIED_DOTENV: prepared.files[DOTENV],
         state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names)).file(),
     })
-    say(f"starting {settings.project_name}: {', '.join(prepared.plan.names)}")
-    stack.up(build=build, pull=pull)
-    seconds = stack.wait_until_ready(wait_seconds, say)
+    seconds = 0.0
     garage_actions: list[str] = []
     if prepared.plan.has("garage"):
+        # Garage first, so the services that use its key start once, with the key.
+        say("starting garage")
+        stack.up(build=build, pull=pull, services=[GARAGE_SERVICE])
+        seconds += stack.wait_until_ready(wait_seconds, say, services=[GARAGE_SERVICE])
         garage_actions = bootstrap_garage(workspace, prepared, stack, say)
-        if garage_actions:
-            seconds += stack.wait_until_ready(wait_seconds, say)
+    say(f"starting {settings.project_name}: {', '.join(prepared.plan.names)}")
+    stack.up(build=build, pull=pull)
+    seconds += stack.wait_until_ready(wait_seconds, say)
     workspace.write({state.CONFIG: state.settings_file(settings)})
     return UpResult(prepared, changed, seconds, garage_actions)
 
 
+def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
+             pull: str | None = None) -> list[str]:
+    """What `up` would do, one line per step, for --dry-run."""
+    stack = stack_for(workspace, prepared.settings.project_name)
+    args = ["up", "--detach", "--remove-orphans"] + (["--build"] if build else [])
+    args += ["--pull", pull] if pull else []
+    steps = []
+    if prepared.plan.has("garage"):
+        steps.append("would run: " + stack.command_line(*args, GARAGE_SERVICE))
+        steps.append("would bootstrap Garage (layout, bucket, key) and write its key into server.env")
+    steps.append("would run: " + stack.command_line(*args))
+    return steps
+
+
 def bootstrap_garage(workspace: Workspace, prepared: Prepared, stack: "Stack", say: Say) -> list[str]:
-    """Layout, bucket and key; their S3 settings go into server.env (recreating the API)."""
+    """Layout, bucket and key on a running Garage; their S3 settings go into server.env."""
     from .garage import bootstrap
     from .renderers import GARAGE_BUCKET, GARAGE_KEY_NAME
 
     secrets = prepared.secrets
     key, actions = bootstrap(
-        lambda args: stack.exec("garage", ["/garage", *args]),
+        lambda args: stack.exec(GARAGE_SERVICE, ["/garage", *args]),
         bucket=GARAGE_BUCKET,
         key_name=GARAGE_KEY_NAME,
         known_secret=secrets.get("garage_secret_key"),
@@ -168,10 +186,8 @@ def bootstrap_garage(workspace: Workspace, prepared: Prepared, stack: "Stack", s
     secrets.values["garage_key_id"] = key.key_id
     secrets.values["garage_secret_key"] = key.secret
     prepared.files = render(workspace, prepared.plan, secrets)
-    changed = write(workspace, prepared, save_settings=False)
-    if changed:
-        say("garage: storage settings written to server.env; restarting the services that use it")
-        stack.up()
+    if write(workspace, prepared, save_settings=False):
+        say("garage: storage settings written to server.env")
         return actions or ["storage settings updated"]
     return actions
 

@@ -261,7 +261,12 @@ def test_up_dry_run_prints_files_and_the_compose_command_and_changes_nothing(pro
     assert result.returncode == 0, result.stderr
     work = (project / ".compose-tunnel").absolute()
     assert "would write in .compose-tunnel: .env, caddy/Caddyfile, compose.yml" in result.stdout
-    assert (f"would run: docker compose --project-name reflector --project-directory {work} "
-            f"--file {work}/compose.yml --env-file {work}/.env up --detach --remove-orphans "
-            "--build --pull never") in result.stdout
+    compose_up = (f"would run: docker compose --project-name reflector --project-directory {work} "
+                  f"--file {work}/compose.yml --env-file {work}/.env up --detach --remove-orphans "
+                  "--build --pull never")
+    lines = result.stdout.splitlines()
+    # Garage starts alone and is bootstrapped before the services that use its key start.
+    garage_first = lines.index(compose_up + " garage")
+    assert lines[garage_first + 1].startswith("would bootstrap Garage")
+    assert lines[garage_first + 2] == compose_up
     assert not (project / ".compose-tunnel").exists()

@@ -110,6 +110,11 @@ def test_up_reports_what_the_user_needs(stack):
     assert f"node_ip {UDP_IP}" in out  # resolved by the real dnsmasq
     assert "self-signed" in out
     assert "ready 11/11" in out and "garage: " in out
+    # Garage was bootstrapped before the API started: the API started once, with its key.
+    output = result.stdout + result.stderr
+    assert out.index("garage: key reflector created") < out.index(f"starting {PROJECT}: base")
+    assert output.count(f"Container {PROJECT}-server-1  Created") == 1
+    assert f"Container {PROJECT}-server-1  Recreate" not in output
 
 
 def test_web_and_api_answer_through_the_tcp_tunnel_and_real_caddy(stack):
