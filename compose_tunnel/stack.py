@@ -140,6 +140,13 @@ class Stack:
             ) from None
         return version
 
+    def up_command_line(self, *, build: bool = False, pull: str | None = None,
+                        services: list[str] | None = None) -> str:
+        """The command `up` runs with the same arguments."""
+        args = ["up", "--detach", "--remove-orphans"] + (["--build"] if build else [])
+        args += ["--pull", pull] if pull else []
+        return self.command_line(*args, *(services or []))
+
     def up(self, *, build: bool = False, pull: str | None = None, services: list[str] | None = None) -> None:
         """Start the project, or only `services` (and what they depend on)."""
         from python_on_whales.exceptions import DockerException

@@ -159,13 +159,12 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
              pull: str | None = None) -> list[str]:
     """What `up` would do, one line per step, for --dry-run."""
     stack = stack_for(workspace, prepared.settings.project_name)
-    args = ["up", "--detach", "--remove-orphans"] + (["--build"] if build else [])
-    args += ["--pull", pull] if pull else []
     steps = []
     if prepared.plan.has("garage"):
-        steps.append("would run: " + stack.command_line(*args, GARAGE_SERVICE))
+        garage_up = stack.up_command_line(build=build, pull=pull, services=[GARAGE_SERVICE])
+        steps.append("would run: " + garage_up)
         steps.append("would bootstrap Garage (layout, bucket, key) and write its key into server.env")
-    steps.append("would run: " + stack.command_line(*args))
+    steps.append("would run: " + stack.up_command_line(build=build, pull=pull))
     return steps
 
 
