@@ -7,6 +7,7 @@ self-contained: `docker compose` run inside it sees the same project compose-tun
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Callable
 
 import tomli_w
@@ -23,7 +24,7 @@ COMPOSE = "compose.yml"
 DOTENV = ".env"
 CADDYFILE = "caddy/Caddyfile"
 LIVEKIT = "livekit.yaml"
-EGRESS = "egress.yaml"
+EGRESS_ENV = "egress.env"
 GARAGE = "garage.toml"
 SERVER_ENV = "server.env"
 WWW_ENV = "www.env"
@@ -45,9 +46,7 @@ def render_all(plan: Plan, secrets: Secrets, read_existing: ReadExisting) -> dic
         digests["CADDY_CONFIG_DIGEST"] = _digest(files[CADDYFILE])
     if plan.has("livekit"):
         files[LIVEKIT] = FileContent(render_livekit(plan, secrets), SECRET_MODE)
-        files[EGRESS] = FileContent(render_egress(secrets), SECRET_MODE)
         digests["LIVEKIT_CONFIG_DIGEST"] = _digest(files[LIVEKIT])
-        digests["EGRESS_CONFIG_DIGEST"] = _digest(files[EGRESS])
     if plan.has("garage"):
         files[GARAGE] = FileContent(render_garage_toml(secrets), SECRET_MODE)
         digests["GARAGE_CONFIG_DIGEST"] = _digest(files[GARAGE])
@@ -57,6 +56,8 @@ def render_all(plan: Plan, secrets: Secrets, read_existing: ReadExisting) -> dic
         WWW_ENV: (www_env(plan, secrets), WWW_KEYS, SECRET_MODE),
         POSTGRES_ENV: (postgres_env(secrets), POSTGRES_KEYS, SECRET_MODE),
     }
+    if plan.has("livekit"):
+        env_files[EGRESS_ENV] = ({"EGRESS_CONFIG_BODY": egress_config_body(secrets)}, EGRESS_KEYS, SECRET_MODE)
     for name, (values, owned, mode) in env_files.items():
         files[name] = FileContent(envfile.update(read_existing(name), values, owned), mode)
     return files
@@ -130,7 +131,12 @@ def render_livekit(plan: Plan, secrets: Secrets) -> str:
     return f"# {HEADER}\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def render_egress(secrets: Secrets) -> str:
+def egress_config_body(secrets: Secrets) -> str:
+    """Egress's YAML as one line of JSON (JSON is YAML), for EGRESS_CONFIG_BODY.
+
+    The egress image runs as user `egress`, not root: a 0600 file bind-mounted from the host is
+    unreadable to it, so the config travels in an env file that Compose reads on the host.
+    """
     config = {
         "api_key": secrets["livekit_api_key"],
         "api_secret": secrets["livekit_api_secret"],
@@ -139,7 +145,7 @@ def render_egress(secrets: Secrets) -> str:
         "health_port": 8080,
         "log_level": "info",
     }
-    return f"# {HEADER}\n" + yaml.safe_dump(config, sort_keys=False)
+    return json.dumps(config)
 
 
 def render_garage_toml(secrets: Secrets) -> str:
@@ -164,7 +170,6 @@ COMPOSE_VARIABLE_KEYS = (
     "LIVEKIT_UDP_LOCAL_PORT",
     "CADDY_CONFIG_DIGEST",
     "LIVEKIT_CONFIG_DIGEST",
-    "EGRESS_CONFIG_DIGEST",
     "GARAGE_CONFIG_DIGEST",
 )
 
@@ -259,6 +264,7 @@ def www_env(plan: Plan, secrets: Secrets) -> dict[str, str]:
 
 
 POSTGRES_KEYS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+EGRESS_KEYS = ("EGRESS_CONFIG_BODY",)
 
 
 def postgres_env(secrets: Secrets) -> dict[str, str]:

@@ -50,7 +50,7 @@ def test_tunnel_mode_renders_every_file(project):
     work = project / ".compose-tunnel"
     assert "profiles: base, cpu, livekit, garage, caddy, tunnel, tunnel-udp" in out
     assert "app: https://my-tunnel.example.com:9055" in out
-    for name in ["compose.yml", ".env", "livekit.yaml", "egress.yaml", "caddy/Caddyfile",
+    for name in ["compose.yml", ".env", "livekit.yaml", "egress.env", "caddy/Caddyfile",
                  "server.env", "www.env", "postgres.env", "garage.toml", "secrets.toml", "config.toml"]:
         assert (work / name).is_file(), name
 
@@ -73,7 +73,7 @@ def test_tunnel_mode_renders_every_file(project):
     assert "LIVEKIT_UDP_PORT=14139\n" in dotenv and "LIVEKIT_UDP_LOCAL_PORT=14139\n" in dotenv
 
     # Secrets live only in files nobody else can read.
-    for name in ["secrets.toml", "livekit.yaml", "egress.yaml", "server.env", "www.env",
+    for name in ["secrets.toml", "livekit.yaml", "egress.env", "server.env", "www.env",
                  "postgres.env", "garage.toml"]:
         assert stat.S_IMODE((work / name).stat().st_mode) == 0o600, name
     assert secret not in out
@@ -96,6 +96,13 @@ def test_real_compose_accepts_the_project_and_publishes_the_tunnel_port(project,
                                     "livekit-server", "livekit-egress", "garage", "caddy"}
     assert doc["services"]["server"]["environment"]["LIVEKIT_PUBLIC_URL"] == \
         "wss://my-tunnel.example.com:9055/lk-ws"
+    # Egress gets its YAML through the environment, as Compose reads egress.env.
+    egress = yaml.safe_load(doc["services"]["livekit-egress"]["environment"]["EGRESS_CONFIG_BODY"])
+    livekit = yaml.safe_load((work / "livekit.yaml").read_text())
+    assert {egress["api_key"]: egress["api_secret"]} == livekit["keys"]
+    assert egress["ws_url"] == "ws://livekit-server:7880"
+    assert egress["redis"] == {"address": "redis:6379"} and egress["health_port"] == 8080
+    assert "volumes" not in doc["services"]["livekit-egress"]
 
 
 def test_without_tunnels_livekit_uses_the_udp_range(project, compose_bin):

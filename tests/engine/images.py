@@ -113,7 +113,9 @@ def _base(root: Path) -> None:
     for directory, mode in (("tmp", 0o1777), ("root", 0o700), ("etc", 0o755)):
         (root / directory).mkdir(exist_ok=True)
         os.chmod(root / directory, mode)
-    _write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+    # egress: the user livekit/egress runs as (uid 1001 here, primary group root, as its image has)
+    _write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\negress:x:1001:0:egress:/tmp:/bin/sh\n"
+                                "nobody:x:65534:65534:nobody:/:/bin/false\n")
     _write(root, "/etc/group", "root:x:0:\nnogroup:x:65534:\n")
 
 
@@ -136,7 +138,7 @@ def assemble_busybox(root: Path, caddy: Path | None) -> None:
 def assemble_standin(root: Path, caddy: Path | None) -> None:
     _base(root)
     _socat(root)
-    _scripts(root, ["handle", "http", "livekit", "idle"], "/standin")
+    _scripts(root, ["handle", "http", "livekit", "idle", "egress"], "/standin")
 
 
 def assemble_garage(root: Path, caddy: Path | None) -> None:

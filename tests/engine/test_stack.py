@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dns_server import running_dnsmasq
 from engine.relays import TcpRelay, UdpRelay
@@ -149,6 +150,20 @@ def test_garage_was_bootstrapped_and_the_server_got_its_s3_settings(stack):
                          text=True, check=True).stdout
     assert "TRANSCRIPT_STORAGE_AWS_ENDPOINT_URL=http://garage:3900" in env
     assert "LIVEKIT_PUBLIC_URL=wss://tcp-host.test:19055/lk-ws" in env
+
+
+def test_egress_standin_running_as_non_root_reads_its_config_from_the_environment(stack):
+    project, _ = stack
+    livekit = yaml.safe_load((project / ".compose-tunnel" / "livekit.yaml").read_text())
+    logs = subprocess.run(["docker", "logs", f"{PROJECT}-livekit-egress-1"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "standin egress: config read as uid 1001 gid 0" in logs
+    body = subprocess.run(["docker", "exec", f"{PROJECT}-livekit-egress-1", "sh", "-c",
+                           'printf %s "$EGRESS_CONFIG_BODY"'], capture_output=True, text=True,
+                          check=True).stdout
+    config = yaml.safe_load(body)
+    assert {config["api_key"]: config["api_secret"]} == livekit["keys"]
+    assert config["ws_url"] == "ws://livekit-server:7880"
 
 
 def test_second_up_replays_and_changes_nothing(stack):
