@@ -123,9 +123,22 @@ def up(
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
 ) -> UpResult:
     """Generate, start the stack, wait until it is ready, bootstrap Garage, save settings."""
+    return up_prepared(workspace, prepare(workspace, options), say=say, build=build, pull=pull,
+                       wait_seconds=wait_seconds)
+
+
+def up_prepared(
+    workspace: Workspace,
+    prepared: Prepared,
+    *,
+    say: Say,
+    build: bool = False,
+    pull: str | None = None,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+) -> UpResult:
+    """`up` from settings already prepared (validated, resolved and rendered)."""
     from .renderers import COMPOSE, DOTENV
 
-    prepared = prepare(workspace, options)
     settings = prepared.settings
     stack = stack_for(workspace, settings.project_name)
     stack.check(compose_version_needed(prepared.files[COMPOSE].text))
@@ -214,12 +227,12 @@ def rebuild(
     name = down(workspace)
     if name:
         say(f"stopped {name}")
+    prepared = prepare(workspace, None)
     if pull:
-        prepared = prepare(workspace, None)
         write(workspace, prepared, save_settings=False)
         say("pulling newer images")
         stack_for(workspace, prepared.settings.project_name).pull()
-    return up(workspace, None, say=say, build=True, wait_seconds=wait_seconds)
+    return up_prepared(workspace, prepared, say=say, build=True, wait_seconds=wait_seconds)
 
 
 def applied_stack(workspace: Workspace) -> "Stack":
