@@ -16,8 +16,7 @@ from click.core import ParameterSource
 
 from . import __version__, state, workflows
 from .errors import UserError
-from .profiles import BUILTIN_SOURCE, load_catalog
-from .settings import FLAG_PROFILES, Settings
+from .profiles import FLAG_PROFILES, load_catalog
 from .stack import StartFailed
 from .workspace import Workspace
 

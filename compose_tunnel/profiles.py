@@ -20,8 +20,8 @@ BASE = "base"
 MANIFEST = "profiles.toml"
 BUILTIN_SOURCE = "built-in"
 RELATIONS = ("implies", "conflicts", "requires")
-# Profiles with a flag of their own: hints name the flag a user would type.
-FLAGGED = ("cpu", "gpu", "livekit", "garage", "caddy")
+# Profiles with a flag of their own (--cpu, ...): hints and replayed flags name that flag.
+FLAG_PROFILES = ("cpu", "gpu", "livekit", "garage", "caddy")
 
 
 def builtin_dir() -> Path:
@@ -49,7 +49,7 @@ class Profile:
 
 
 def how_to_enable(name: str) -> str:
-    return f"--{name}" if name in FLAGGED else f"--profile {name}"
+    return f"--{name}" if name in FLAG_PROFILES else f"--profile {name}"
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import UserError
+from .profiles import FLAG_PROFILES
 from .tunnel import Address, parse_address, parse_dns_server, parse_ipv4, parse_tunnels
 
 DEFAULT_PROJECT = "reflector"
@@ -152,7 +153,6 @@ class Settings:
         return args
 
 
-FLAG_PROFILES = ("cpu", "gpu", "livekit", "garage", "caddy")
 OPTION_NAMES = {f.name for f in fields(Settings)} | {"tunnels"}
 
 
