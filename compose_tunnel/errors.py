@@ -16,3 +16,9 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+
+
+def last_line(text: str | None) -> str:
+    """The last non-blank line of a tool's stderr: what a one-line error quotes."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import UserError
+from .errors import UserError, last_line
 
 ZONE = "dc1"
 CAPACITY = "1G"
@@ -108,8 +108,7 @@ def has_read_write(bucket_info: str, key_id: str) -> bool:
 
 
 def _fail(args: list[str], result: CommandResult) -> UserError:
-    lines = [line for line in (result.stderr or "").strip().splitlines() if line.strip()]
-    reason = lines[-1].strip() if lines else f"exit code {result.exit_code}"
+    reason = last_line(result.stderr) or f"exit code {result.exit_code}"
     return UserError(
         f"garage {' '.join(args)} failed: {reason}",
         "see `compose-tunnel logs garage`; the node must be running with its garage.toml",

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import UserError
+from .errors import UserError, last_line
 from .garage import CommandResult
 
 READY_POLL_SECONDS = 0.5
@@ -133,7 +133,7 @@ class Stack:
         try:
             self.client.system.info()
         except DockerException as error:
-            detail = _last_line(error.stderr) or "no answer"
+            detail = last_line(error.stderr) or "no answer"
             raise UserError(
                 f"the Docker daemon is not reachable: {detail}",
                 hint="start it (e.g. `sudo systemctl start docker`) and check you may use its socket",
@@ -179,7 +179,7 @@ class Stack:
             self.client.compose.down(remove_orphans=True, volumes=volumes)
         except DockerException as error:
             raise UserError(
-                f"docker compose down failed: {_last_line(error.stderr) or 'see its output above'}"
+                f"docker compose down failed: {last_line(error.stderr) or 'see its output above'}"
             ) from None
 
     def states(self, services: list[str] | None = None) -> list[ServiceState]:
@@ -243,8 +243,3 @@ class Stack:
     def logs(self, services: list[str], follow: bool) -> Iterator[str]:
         for _source, chunk in self.client.compose.logs(services, follow=follow, stream=True):
             yield chunk.decode(errors="replace")
-
-
-def _last_line(text: str | None) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
