@@ -75,6 +75,11 @@ workdir_option = click.option(
     help="Where generated files and the saved configuration live.",
 )
 
+wait_timeout_option = click.option(
+    "--wait-timeout", type=float, default=workflows.DEFAULT_WAIT_SECONDS, show_default=True,
+    metavar="SECONDS", help="How long to wait for the services to be ready.",
+)
+
 
 def config_options(func):
     for option in reversed(CONFIG_OPTIONS):
@@ -212,8 +217,7 @@ def print_access(result: "workflows.UpResult") -> None:
 @click.option("--pull", type=click.Choice(["always", "missing", "never"]),
               help="Image pull policy passed to docker compose up.")
 @click.option("--dry-run", is_flag=True, help="Print the files and docker compose commands; change nothing.")
-@click.option("--wait-timeout", type=float, default=workflows.DEFAULT_WAIT_SECONDS, show_default=True,
-              metavar="SECONDS", help="How long to wait for the services to be ready.")
+@wait_timeout_option
 @click.pass_context
 def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run: bool,
        wait_timeout: float, **params: Any) -> None:
@@ -260,8 +264,7 @@ def down(workdir: Path, volumes: bool) -> None:
 @workdir_option
 @click.option("--pull/--no-pull", default=True, show_default=True,
               help="Pull newer images first (services with pull_policy: never are skipped).")
-@click.option("--wait-timeout", type=float, default=workflows.DEFAULT_WAIT_SECONDS, show_default=True,
-              metavar="SECONDS", help="How long to wait for the services to be ready.")
+@wait_timeout_option
 def rebuild(workdir: Path, pull: bool, wait_timeout: float) -> None:
     """Tear down (volumes kept), pull and rebuild images, start again from the saved configuration."""
     print_access(start(lambda: workflows.rebuild(Workspace(workdir), say=click.echo, pull=pull,

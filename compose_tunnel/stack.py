@@ -200,11 +200,11 @@ class Stack:
             states = self.states(services)
             ready = [s.service for s in states if s.ready]
             waiting = [f"{s.service} ({s.describe()})" for s in states if not s.ready]
-            line = f"[{elapsed:5.1f}s] ready {len(ready)}/{len(states)}"
-            line += f"; waiting: {', '.join(waiting)}" if waiting else ""
-            if line.split("]", 1)[1] != last:
-                progress(line)
-                last = line.split("]", 1)[1]
+            summary = f"ready {len(ready)}/{len(states)}"
+            summary += f"; waiting: {', '.join(waiting)}" if waiting else ""
+            if summary != last:  # print only changes, each with the time it happened
+                progress(f"[{elapsed:5.1f}s] {summary}")
+                last = summary
             if states and not waiting:
                 return elapsed
             failed = [s for s in states if s.failed]
