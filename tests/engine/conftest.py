@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from compose_tunnel.errors import last_line
+
 from .images import ImageError, build_images
 from .relays import free_port as _free_port
 
@@ -59,11 +61,6 @@ def _unavailable(reason: str):
     pytest.skip(message)
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
 @pytest.fixture(scope="session")
 def engine(docker_config: Path) -> Engine:
     """A reachable Docker Engine and a working `docker compose` (v2), or skip/fail."""
@@ -76,11 +73,11 @@ def engine(docker_config: Path) -> Engine:
     except subprocess.TimeoutExpired:
         _unavailable(f"`docker info` did not answer within {INFO_TIMEOUT}s")
     if info.returncode != 0 or not info.stdout.strip():
-        _unavailable(f"`docker info` failed: {_last_line(info.stderr)}")
+        _unavailable(f"`docker info` failed: {last_line(info.stderr) or 'no output'}")
     compose = subprocess.run(["docker", "compose", "version", "--short"], env=env,
                              capture_output=True, text=True, timeout=INFO_TIMEOUT)
     if compose.returncode != 0:
-        _unavailable(f"`docker compose` (v2 plugin) does not work: {_last_line(compose.stderr)}")
+        _unavailable(f"`docker compose` (v2 plugin) does not work: {last_line(compose.stderr) or 'no output'}")
     engine = Engine(env, info.stdout.strip())
     _remove_test_projects(engine)  # leftovers of an interrupted run
     yield engine
