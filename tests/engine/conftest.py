@@ -19,6 +19,7 @@ import pytest
 
 from compose_tunnel.errors import last_line
 
+from .debian_images import build_debian_images
 from .images import ImageError, build_images
 from .relays import free_port as _free_port
 
@@ -90,6 +91,19 @@ def standin_images(engine: Engine, caddy_bin: Path) -> dict[str, str]:
     busybox, standin, garage, caddy."""
     try:
         built = build_images(engine.env, caddy_bin)
+    except ImageError as error:
+        if _require_engine():
+            pytest.fail(str(error), pytrace=False)
+        pytest.skip(str(error))
+    return {name: image.tag for name, image in built.items()}
+
+
+@pytest.fixture(scope="session")
+def debian_images(engine: Engine) -> dict[str, str]:
+    """Builds (or finds up to date) the images made of Debian packages (debian_images.py);
+    returns their tags by short name: debian, postgres, redis, hatchet."""
+    try:
+        built = build_debian_images(engine.env)
     except ImageError as error:
         if _require_engine():
             pytest.fail(str(error), pytrace=False)
