@@ -15,7 +15,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, state, workflows
-from .errors import UserError
+from .errors import EngineError, UserError
 from .profiles import FLAG_PROFILES, load_catalog
 from .stack import StartFailed
 from .workspace import Workspace
@@ -144,6 +144,9 @@ def generate(ctx: click.Context, workdir: Path, **params: Any) -> None:
     click.echo(f"wrote {len(changed)} changed file(s) in {workdir}" + (
         ": " + ", ".join(sorted(changed)) if changed else " (all up to date)"))
     click.echo(f"app: {prepared.plan.urls.app}")
+    if not prepared.secrets.get("hatchet_token"):
+        click.echo("note: the Hatchet client token (HATCHET_CLIENT_TOKEN) is created by "
+                   "`compose-tunnel up`, which starts Hatchet first")
 
 
 @cli.command()
@@ -193,9 +196,18 @@ def start(action: Callable[[], "workflows.UpResult"]) -> "workflows.UpResult":
 
 
 def print_access(result: "workflows.UpResult") -> None:
+    from .renderers import HATCHET_DASHBOARD_URL
+    from .services import HATCHET_DASHBOARD_PORT
+
     plan = result.prepared.plan
-    click.echo(f"ready in {result.seconds_to_ready:.1f}s")
+    phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timeline)
+    click.echo(f"ready in {result.seconds_to_ready:.1f}s ({phases})")
     click.echo(f"  app and API:        {plan.urls.app}")
+    click.echo(
+        f"  Hatchet dashboard:  {HATCHET_DASHBOARD_URL} on this machine only (plain HTTP); from "
+        f"another: ssh -L {HATCHET_DASHBOARD_PORT}:127.0.0.1:{HATCHET_DASHBOARD_PORT} USER@THIS-HOST, "
+        "then open it (Hatchet's first login: admin@example.com / Admin123!! - change it)"
+    )
     if plan.media:
         click.echo(f"  LiveKit signaling:  {plan.urls.livekit}")
         if plan.media.udp_port is not None:
@@ -347,6 +359,9 @@ def main() -> None:
     except UserError as error:
         click.echo(f"compose-tunnel: error: {error}", err=True)
         sys.exit(2)
+    except EngineError as error:
+        click.echo(f"compose-tunnel: {error}", err=True)
+        sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -1,13 +1,14 @@
-"""The one error type a user can cause.
+"""The errors a person can act on, each printed as one line with a hint.
 
-The CLI prints it as a single line plus a hint and exits 2; everything else is a bug.
+A UserError (bad input, missing tool) exits 2; an EngineError (a fault of the running stack,
+such as a bootstrap that could not finish) exits 1. Anything else is a bug.
 """
 
 from __future__ import annotations
 
 
-class UserError(Exception):
-    """Something the user can fix: bad input, missing tool, unreachable service."""
+class Problem(Exception):
+    """One line for a person: what went wrong, and a hint what to do."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -16,6 +17,14 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+
+
+class UserError(Problem):
+    """Something the user can fix: bad input, missing tool, unreachable service."""
+
+
+class EngineError(Problem):
+    """A fault of the running stack, not of the user's input."""
 
 
 def last_line(text: str | None) -> str:

@@ -12,27 +12,22 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .errors import UserError, last_line
+from .bootstrap import BootstrapError, CommandResult, Exec, Runner, Step
+from .errors import last_line
 
+if TYPE_CHECKING:
+    from .state import Secrets
+
+SERVICE = "garage"
+BUCKET = "reflector-media"
+KEY_NAME = "reflector"
+REGION = "garage"
 ZONE = "dc1"
 CAPACITY = "1G"
 READY_ATTEMPTS = 30  # the node key and RPC port appear a moment after the container starts
 READY_DELAY_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What one CLI invocation gave back (the product's `Stack.exec` returns this too)."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
 
 
 @dataclass(frozen=True)
@@ -45,8 +40,6 @@ class GarageKey:
     def __repr__(self) -> str:
         return f"GarageKey(key_id={self.key_id!r}, secret='***')"
 
-
-Runner = Callable[[list[str]], CommandResult]
 
 _NODE_ID = re.compile(r"^([0-9a-f]{64})(?:@\S+)?$")
 _LAYOUT_VERSION = re.compile(r"^Current cluster layout version:\s*(\d+)\s*$", re.MULTILINE)
@@ -107,9 +100,9 @@ def has_read_write(bucket_info: str, key_id: str) -> bool:
     return False
 
 
-def _fail(args: list[str], result: CommandResult) -> UserError:
+def _fail(args: list[str], result: CommandResult) -> BootstrapError:
     reason = last_line(result.stderr) or f"exit code {result.exit_code}"
-    return UserError(
+    return BootstrapError(
         f"garage {' '.join(args)} failed: {reason}",
         "see `compose-tunnel logs garage`; the node must be running with its garage.toml",
     )
@@ -126,7 +119,7 @@ def _parsed(args: list[str], result: CommandResult, parse: Callable[[str], objec
     try:
         return parse(result.stdout)
     except ValueError as error:
-        raise UserError(f"garage {' '.join(args)}: unexpected output ({error})",
+        raise BootstrapError(f"garage {' '.join(args)}: unexpected output ({error})",
                         "is the image a Garage v1.x or v2.x?") from None
 
 
@@ -166,7 +159,7 @@ def bootstrap(
 
     The secret is shown by Garage only when the key is created: the caller stores it and
     passes it back as known_secret; without one, an existing key's secret is read with
-    `key info --show-secret`. Any failing command raises UserError (never with the secret).
+    `key info --show-secret`. Any failing command raises BootstrapError (never with the secret).
     """
     actions: list[str] = []
 
@@ -188,7 +181,7 @@ def bootstrap(
 
     existing = run(["key", "info", key_name])
     if not existing.ok and _SEVERAL_KEYS.search(existing.stderr or ""):
-        raise UserError(f"several Garage keys are named {key_name}",
+        raise BootstrapError(f"several Garage keys are named {key_name}",
                         "delete the extra ones with `garage key delete --yes <id>`")
     if not existing.ok:
         args = ["key", "create", key_name]
@@ -205,3 +198,27 @@ def bootstrap(
         _must(run, ["bucket", "allow", bucket, "--read", "--write", "--key", key_name])
         actions.append(f"key {key_name} allowed to read and write {bucket}")
     return key, actions
+
+
+def run_step(exec_: Exec, secrets: "Secrets") -> list[str]:
+    """The bootstrap step: layout, bucket and key; the key goes into the secrets (server.env)."""
+    key, actions = bootstrap(
+        lambda args: exec_(SERVICE, ["/garage", *args]),
+        bucket=BUCKET,
+        key_name=KEY_NAME,
+        known_secret=secrets.get("garage_secret_key"),
+    )
+    if (secrets.get("garage_key_id"), secrets.get("garage_secret_key")) != (key.key_id, key.secret):
+        secrets.values["garage_key_id"] = key.key_id
+        secrets.values["garage_secret_key"] = key.secret
+        actions = actions or ["storage key stored for server.env"]
+    return actions
+
+
+STEP = Step(
+    name="garage",
+    services=(SERVICE,),
+    run=run_step,
+    describe="bootstrap Garage (layout, bucket, key) and write its key into server.env",
+    owns=("garage_key_id", "garage_secret_key"),
+)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import UserError, last_line
-from .garage import CommandResult
+from .bootstrap import CommandResult
 
 READY_POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 20
@@ -190,9 +190,12 @@ class Stack:
         return parse_ps_json(run(command + (services or [])) or "")
 
     def wait_until_ready(
-        self, timeout: float, progress: Callable[[str], None], services: list[str] | None = None
+        self, timeout: float, progress: Callable[[str], None], services: list[str] | None = None,
+        label: str = "the stack",
     ) -> float:
-        """Wait until every container (of `services`) runs, and is healthy where it has a healthcheck."""
+        """Wait until every container (of `services`) runs, and is healthy where it has a healthcheck.
+
+        `label` names what is being waited for in the failure's first line."""
         start = time.monotonic()
         last = ""
         while True:
@@ -210,7 +213,7 @@ class Stack:
             failed = [s for s in states if s.failed]
             if failed or elapsed > timeout:
                 reason = "failed" if failed else f"not ready after {timeout:.0f}s"
-                raise StartFailed(f"the stack {reason}\n" + self.failure_report())
+                raise StartFailed(f"{label} {reason}\n" + self.failure_report())
             time.sleep(READY_POLL_SECONDS)
 
     def failure_report(self) -> str:
@@ -221,6 +224,16 @@ class Stack:
             lines.append(f"- {state.service}: {state.describe()}; last log lines:")
             lines.extend(f"    {line}" for line in self.log_tail(state.service))
         return "\n".join(lines) if lines else "(no container is failing)"
+
+    def log_report(self, services: list[str]) -> str:
+        """State and last log lines of these services, whatever their state."""
+        states = {s.service: s for s in self.states(services)}
+        lines = []
+        for service in services:
+            state = states.get(service)
+            lines.append(f"- {service}: {state.describe() if state else 'no container'}; last log lines:")
+            lines.extend(f"    {line}" for line in self.log_tail(service))
+        return "\n".join(lines)
 
     def log_tail(self, service: str, lines: int = LOG_TAIL_LINES) -> list[str]:
         from python_on_whales.exceptions import DockerException

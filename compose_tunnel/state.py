@@ -80,6 +80,10 @@ class Secrets:
     def get(self, name: str) -> str | None:
         return self.values.get(name)
 
+    def forget(self, names: "tuple[str, ...] | list[str]") -> list[str]:
+        """Drop these values (results of bootstraps whose state is gone); return those dropped."""
+        return [name for name in names if self.values.pop(name, None) is not None]
+
     def file(self) -> FileContent:
         header = "# compose-tunnel secrets: generated once, keep this file private.\n"
         return FileContent(header + tomli_w.dumps(dict(sorted(self.values.items()))), SECRET_MODE)

@@ -7,6 +7,7 @@ Settings are saved only after the run they describe succeeded.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -84,7 +85,6 @@ def merge_to_text(paths: list[Path]) -> str:
 APPLIED_COMPOSE = "applied/compose.yml"
 APPLIED_DOTENV = "applied/.env"
 DEFAULT_WAIT_SECONDS = 300.0
-GARAGE_SERVICE = "garage"
 
 
 def stack_for(workspace: Workspace, project_name: str, *, applied: bool = False) -> "Stack":
@@ -109,8 +109,12 @@ def compose_version_needed(compose_text: str) -> tuple[int, int, int]:
 class UpResult:
     prepared: Prepared
     changed: list[str]
-    seconds_to_ready: float
-    garage_actions: list[str]
+    timeline: list[tuple[str, float]]  # (phase, seconds): each bootstrap, then the stack
+    actions: list[str]  # what the bootstraps did, "step: action"
+
+    @property
+    def seconds_to_ready(self) -> float:
+        return sum(seconds for _, seconds in self.timeline)
 
 
 def up(
@@ -122,7 +126,7 @@ def up(
     pull: str | None = None,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
 ) -> UpResult:
-    """Generate, start the stack, wait until it is ready, bootstrap Garage, save settings."""
+    """Generate, bootstrap (Garage, Hatchet), start the stack, wait until it is ready, save settings."""
     return up_prepared(workspace, prepare(workspace, options), say=say, build=build, pull=pull,
                        wait_seconds=wait_seconds)
 
@@ -153,65 +157,84 @@ def up_prepared(
         APPLIED_DOTENV: prepared.files[DOTENV],
         state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names)).file(),
     })
-    seconds = 0.0
-    garage_actions: list[str] = []
-    if prepared.plan.has("garage"):
-        # Garage first, so the services that use its key start once, with the key.
-        say("starting garage")
-        stack.up(build=build, pull=pull, services=[GARAGE_SERVICE])
-        seconds += stack.wait_until_ready(wait_seconds, say, services=[GARAGE_SERVICE])
-        garage_actions = bootstrap_garage(workspace, prepared, stack, say)
+    timeline, actions = run_bootstraps(workspace, prepared, stack, say, build=build, pull=pull,
+                                       wait_seconds=wait_seconds)
     say(f"starting {settings.project_name}: {', '.join(prepared.plan.names)}")
+    started = time.monotonic()
     stack.up(build=build, pull=pull)
-    seconds += stack.wait_until_ready(wait_seconds, say)
+    stack.wait_until_ready(wait_seconds, say)
+    timeline.append(("stack", time.monotonic() - started))
     workspace.write({state.CONFIG: state.settings_file(settings)})
-    return UpResult(prepared, changed, seconds, garage_actions)
+    return UpResult(prepared, changed, timeline, actions)
+
+
+def run_bootstraps(workspace: Workspace, prepared: Prepared, stack: "Stack", say: Say, *,
+                   build: bool, pull: str | None, wait_seconds: float
+                   ) -> tuple[list[tuple[str, float]], list[str]]:
+    """Each step: start its services, wait for them, run it. Then render what the steps stored
+    (keys, tokens) into the env files, before any consumer of them starts."""
+    from .bootstrap import BootstrapError, steps_for
+    from .stack import StartFailed
+
+    timeline: list[tuple[str, float]] = []
+    actions: list[str] = []
+    for step in steps_for(prepared.plan):
+        started = time.monotonic()
+        say(f"{step.name}: starting {', '.join(step.services)}")
+        stack.up(build=build, pull=pull, services=list(step.services))
+        stack.wait_until_ready(wait_seconds, say, services=list(step.services),
+                               label=f"{step.name} bootstrap: {', '.join(step.services)}")
+        try:
+            done = step.run(stack.exec, prepared.secrets)
+        except BootstrapError as error:
+            raise StartFailed(f"{step.name} bootstrap failed: {error}\n"
+                              + stack.log_report(list(step.services))) from None
+        for action in done:
+            say(f"{step.name}: {action}")
+        actions += [f"{step.name}: {action}" for action in done]
+        timeline.append((step.name, time.monotonic() - started))
+    prepared.files = render(workspace, prepared.plan, prepared.secrets)
+    written = write(workspace, prepared, save_settings=False)
+    if written:
+        say("bootstrap results written: " + ", ".join(sorted(written)))
+    elif not actions:
+        say("bootstrap: everything already in place")
+    return timeline, actions
 
 
 def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
              pull: str | None = None) -> list[str]:
     """What `up` would do, one line per step, for --dry-run."""
+    from .bootstrap import steps_for
+
     stack = stack_for(workspace, prepared.settings.project_name)
-    steps = []
-    if prepared.plan.has("garage"):
-        garage_up = stack.up_command_line(build=build, pull=pull, services=[GARAGE_SERVICE])
-        steps.append("would run: " + garage_up)
-        steps.append("would bootstrap Garage (layout, bucket, key) and write its key into server.env")
-    steps.append("would run: " + stack.up_command_line(build=build, pull=pull))
-    return steps
-
-
-def bootstrap_garage(workspace: Workspace, prepared: Prepared, stack: "Stack", say: Say) -> list[str]:
-    """Layout, bucket and key on a running Garage; their S3 settings go into server.env."""
-    from .garage import bootstrap
-    from .renderers import GARAGE_BUCKET, GARAGE_KEY_NAME
-
-    secrets = prepared.secrets
-    key, actions = bootstrap(
-        lambda args: stack.exec(GARAGE_SERVICE, ["/garage", *args]),
-        bucket=GARAGE_BUCKET,
-        key_name=GARAGE_KEY_NAME,
-        known_secret=secrets.get("garage_secret_key"),
-    )
-    for action in actions:
-        say(f"garage: {action}")
-    secrets.values["garage_key_id"] = key.key_id
-    secrets.values["garage_secret_key"] = key.secret
-    prepared.files = render(workspace, prepared.plan, secrets)
-    if write(workspace, prepared, save_settings=False):
-        say("garage: storage settings written to server.env")
-        return actions or ["storage settings updated"]
-    return actions
+    lines = []
+    for step in steps_for(prepared.plan):
+        services = list(step.services)
+        lines.append("would run: " + stack.up_command_line(build=build, pull=pull, services=services))
+        lines.append(f"would {step.describe}")
+    lines.append("would run: " + stack.up_command_line(build=build, pull=pull))
+    return lines
 
 
 def down(workspace: Workspace, *, volumes: bool = False) -> str | None:
-    """Stop what `up` last applied (whatever the configuration says now)."""
+    """Stop what `up` last applied (whatever the configuration says now).
+
+    With the volumes go the bootstraps' state (Garage's keys, Hatchet's tenant): their stored
+    results are forgotten too, so the next `up` creates them anew instead of using stale ones.
+    """
+    from .bootstrap import owned_secrets
+
     applied = state.load_applied(workspace)
     if applied is None:
         return None
     stack = stack_for(workspace, applied.project_name, applied=True)
     stack.check()
     stack.down(volumes=volumes)
+    if volumes:
+        secrets = state.load_secrets(workspace)
+        if secrets.forget(owned_secrets()):
+            workspace.write({state.SECRETS: secrets.file()})
     return applied.project_name
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compose_tunnel.errors import UserError
+from compose_tunnel.bootstrap import BootstrapError
 from compose_tunnel.garage import (
     CommandResult,
     GarageKey,
@@ -224,7 +224,7 @@ def test_node_never_ready_gives_the_last_error():
     def down(args):
         return CommandResult(1, "", "Error: Unable to connect to destination RPC host.\n")
 
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(BootstrapError) as caught:
         bootstrap(down, bucket=BUCKET, key_name=KEY, sleep=lambda _s: None, attempts=3)
     assert caught.value.message == \
         "garage node id -q failed: Error: Unable to connect to destination RPC host."
@@ -236,7 +236,7 @@ def test_failure_names_the_command_and_its_last_stderr_line_but_never_the_secret
     fake.allowed = False
     fake.fail["bucket allow"] = CommandResult(
         1, f"Secret key: {SECRET}\n", "some detail\nError: Could not reach quorum of 1\n")
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(BootstrapError) as caught:
         run_bootstrap(fake, known_secret=SECRET)
     message = str(caught.value)
     assert message.startswith(
@@ -248,7 +248,7 @@ def test_failure_names_the_command_and_its_last_stderr_line_but_never_the_secret
 def test_create_failure_is_reported():
     fake = FakeGarage()
     fake.fail["bucket create"] = CommandResult(1, "", "Error: Bucket reflector-media already exists\n")
-    with pytest.raises(UserError, match="garage bucket create reflector-media failed"):
+    with pytest.raises(BootstrapError, match="garage bucket create reflector-media failed"):
         run_bootstrap(fake)
 
 
@@ -256,7 +256,7 @@ def test_several_keys_with_the_name_is_an_error_not_a_third_key():
     fake = FakeGarage()
     fake.layout_version, fake.bucket = 1, True
     fake.fail["key info"] = CommandResult(1, "", sample("v1/key_info_several.stderr"))
-    with pytest.raises(UserError, match="several Garage keys are named reflector"):
+    with pytest.raises(BootstrapError, match="several Garage keys are named reflector"):
         run_bootstrap(fake)
     assert "key create" not in fake.verbs()
 
@@ -264,5 +264,5 @@ def test_several_keys_with_the_name_is_an_error_not_a_third_key():
 def test_unexpected_output_is_a_user_error():
     fake = FakeGarage()
     fake.fail["layout show"] = CommandResult(0, "something else entirely\n", "")
-    with pytest.raises(UserError, match="unexpected output"):
+    with pytest.raises(BootstrapError, match="unexpected output"):
         run_bootstrap(fake)

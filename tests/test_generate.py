@@ -51,7 +51,8 @@ def test_tunnel_mode_renders_every_file(project):
     assert "profiles: base, cpu, livekit, garage, caddy, tunnel, tunnel-udp" in out
     assert "app: https://my-tunnel.example.com:9055" in out
     for name in ["compose.yml", ".env", "livekit.yaml", "egress.env", "caddy/Caddyfile",
-                 "server.env", "www.env", "postgres.env", "garage.toml", "secrets.toml", "config.toml"]:
+                 "server.env", "www.env", "postgres.env", "hatchet.env", "garage.toml",
+                 "secrets.toml", "config.toml"]:
         assert (work / name).is_file(), name
 
     livekit = yaml.safe_load((work / "livekit.yaml").read_text())
@@ -74,7 +75,7 @@ def test_tunnel_mode_renders_every_file(project):
 
     # Secrets live only in files nobody else can read.
     for name in ["secrets.toml", "livekit.yaml", "egress.env", "server.env", "www.env",
-                 "postgres.env", "garage.toml"]:
+                 "postgres.env", "hatchet.env", "garage.toml"]:
         assert stat.S_IMODE((work / name).stat().st_mode) == 0o600, name
     assert secret not in out
 
@@ -93,7 +94,8 @@ def test_real_compose_accepts_the_project_and_publishes_the_tunnel_port(project,
     assert udp == [{"mode": "ingress", "host_ip": "0.0.0.0", "target": 14139, "published": "14140",
                     "protocol": "udp"}]
     assert set(doc["services"]) == {"server", "worker", "beat", "web", "redis", "postgres", "cpu",
-                                    "livekit-server", "livekit-egress", "garage", "caddy"}
+                                    "livekit-server", "livekit-egress", "garage", "caddy", "hatchet",
+                                    "hatchet-worker-llm", "hatchet-worker-cpu"}
     assert doc["services"]["server"]["environment"]["LIVEKIT_PUBLIC_URL"] == \
         "wss://my-tunnel.example.com:9055/lk-ws"
     # Egress gets its YAML through the environment, as Compose reads egress.env.
@@ -272,8 +274,77 @@ def test_up_dry_run_prints_files_and_the_compose_command_and_changes_nothing(pro
                   f"--file {work}/compose.yml --env-file {work}/.env up --detach --remove-orphans "
                   "--build --pull never")
     lines = result.stdout.splitlines()
-    # Garage starts alone and is bootstrapped before the services that use its key start.
+    # Garage, then Postgres (Hatchet's database), then Hatchet (its token) start and are
+    # bootstrapped before the services that use their results start, all together, last.
     garage_first = lines.index(compose_up + " garage")
     assert lines[garage_first + 1].startswith("would bootstrap Garage")
-    assert lines[garage_first + 2] == compose_up
+    assert lines[garage_first + 2] == compose_up + " postgres"
+    assert lines[garage_first + 3] == "would create the hatchet database in Postgres if it is missing"
+    assert lines[garage_first + 4] == compose_up + " hatchet"
+    assert lines[garage_first + 5].startswith("would create a Hatchet client token")
+    assert lines[garage_first + 6] == compose_up
     assert not (project / ".compose-tunnel").exists()
+
+
+def test_hatchet_runs_in_every_stack_with_loopback_ports_and_its_clients_configured(project, compose_bin):
+    """The workflow engine, as upstream deploys it, except its plain-HTTP ports stay on loopback."""
+    out = generate(project, "--cpu").stdout
+    assert "HATCHET_CLIENT_TOKEN" in out and "compose-tunnel up" in out  # the token comes with up
+    work = project / ".compose-tunnel"
+    doc = json.loads(subprocess.run(
+        [compose_bin, "config", "--format", "json"], cwd=work, capture_output=True, text=True,
+        check=True, env={"PATH": os.environ["PATH"]}).stdout)
+    services = doc["services"]
+    assert {"hatchet", "hatchet-worker-llm"} <= set(services)
+    assert "hatchet-worker-cpu" not in services  # only with LiveKit
+    hatchet = services["hatchet"]
+    assert hatchet["image"] == "ghcr.io/hatchet-dev/hatchet/hatchet-lite:latest"
+    assert [(p["host_ip"], p["published"], p["target"]) for p in hatchet["ports"]] == [
+        ("127.0.0.1", "8888", 8888), ("127.0.0.1", "7078", 7077)]
+    assert hatchet["healthcheck"]["test"] == ["CMD", "curl", "-f", "http://localhost:8888/api/live"]
+    assert hatchet["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert hatchet["restart"] == "on-failure"
+    assert {"type": "volume", "source": "hatchet_config", "target": "/config", "volume": {}} in hatchet["volumes"]
+    password = (work / "postgres.env").read_text().split("POSTGRES_PASSWORD=")[1].split()[0]
+    env = hatchet["environment"]
+    assert env["DATABASE_URL"] == (f"postgresql://reflector:{password}@postgres:5432/hatchet"
+                                   "?sslmode=disable&connect_timeout=30")
+    assert env["SERVER_URL"] == "http://localhost:8888" and env["SERVER_AUTH_COOKIE_DOMAIN"] == "localhost"
+    assert env["SERVER_GRPC_BROADCAST_ADDRESS"] == "hatchet:7077" and env["SERVER_GRPC_INSECURE"] == "t"
+    assert env["SERVER_INTERNAL_CLIENT_INTERNAL_GRPC_BROADCAST_ADDRESS"] == "hatchet:7077"
+    assert services["postgres"]["command"] == ["postgres", "-c", "max_connections=200"]
+    for name in ("server", "worker", "hatchet-worker-llm"):
+        client = services[name]["environment"]
+        assert client["HATCHET_CLIENT_SERVER_URL"] == "http://hatchet:8888", name
+        assert client["HATCHET_CLIENT_HOST_PORT"] == "hatchet:7077", name
+        assert client["HATCHET_CLIENT_TLS_STRATEGY"] == "none", name
+    assert services["hatchet-worker-llm"]["environment"]["ENTRYPOINT"] == "hatchet-worker-llm"
+    assert services["hatchet-worker-llm"]["depends_on"]["hatchet"]["condition"] == "service_healthy"
+    # Nothing Hatchet publishes is reachable from outside this machine.
+    for service in services.values():
+        for port in service.get("ports", []):
+            if port["target"] in (8888, 7077):
+                assert port["host_ip"] == "127.0.0.1"
+
+
+def test_with_livekit_the_hatchet_cpu_worker_runs_too(project, compose_bin):
+    generate(project, "--cpu", "--livekit")
+    doc = json.loads(subprocess.run(
+        [compose_bin, "config", "--format", "json"], cwd=project / ".compose-tunnel",
+        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]}).stdout)
+    worker = doc["services"]["hatchet-worker-cpu"]
+    assert worker["environment"]["ENTRYPOINT"] == "hatchet-worker-cpu"
+    assert worker["environment"]["HATCHET_CLIENT_HOST_PORT"] == "hatchet:7077"
+    assert worker["depends_on"]["hatchet"]["condition"] == "service_healthy"
+
+
+def test_a_stored_hatchet_token_reaches_server_env_and_is_masked(project):
+    generate(project, "--cpu")
+    secrets = project / ".compose-tunnel" / "secrets.toml"
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0In0.c2lnbmF0dXJl"
+    secrets.write_text(secrets.read_text() + f'hatchet_token = "{token}"\n')
+    out = generate(project).stdout
+    assert "HATCHET_CLIENT_TOKEN" not in out  # no note: the token exists
+    assert f"HATCHET_CLIENT_TOKEN={token}\n" in (project / ".compose-tunnel" / "server.env").read_text()
+    shown = run("config", "show", cwd=project).stdout
+    assert "hatchet_token" in shown and token not in shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from engine.test_stack import TEST_PROFILES, tool
@@ -10,20 +12,24 @@ pytestmark = pytest.mark.engine
 PROJECT = "ct-test-failure"
 
 
-def test_a_crashing_service_fails_up_with_its_status_and_logs(engine, standin_images, docker_config,
-                                                              tmp_path):
+def up_with_broken_profile(tmp_path, overlay: str):
+    """`up` of the test stack plus one profile `broken` made of `overlay`."""
     broken = tmp_path / "broken-profiles"
     broken.mkdir()
-    (broken / "broken.yml").write_text(
-        "services:\n"
-        "  web:\n"
-        "    command: [\"sh\", \"-c\", \"echo 'web stand-in: SITE_URL is wrong' >&2; exit 3\"]\n"
-        "    restart: \"no\"\n"
-    )
-    args = ["up", "--profiles-dir", str(TEST_PROFILES), "--profiles-dir", str(broken),
-            "--profile", "broken", "--project-name", PROJECT, "--wait-timeout", "60"]
+    (broken / "broken.yml").write_text(overlay)
+    return tool("up", "--profiles-dir", str(TEST_PROFILES), "--profiles-dir", str(broken),
+                "--profile", "broken", "--project-name", PROJECT, "--wait-timeout", "60", cwd=tmp_path)
+
+
+def test_a_crashing_service_fails_up_with_its_status_and_logs(engine, standin_images, debian_images,
+                                                              docker_config, tmp_path):
     try:
-        result = tool(*args, cwd=tmp_path)
+        result = up_with_broken_profile(tmp_path, (
+            "services:\n"
+            "  web:\n"
+            "    command: [\"sh\", \"-c\", \"echo 'web stand-in: SITE_URL is wrong' >&2; exit 3\"]\n"
+            "    restart: \"no\"\n"
+        ))
         assert result.returncode == 1, result.stdout + result.stderr
         assert "the stack failed" in result.stderr
         assert "- web: exited, exit code 3; last log lines:" in result.stderr
@@ -35,3 +41,30 @@ def test_a_crashing_service_fails_up_with_its_status_and_logs(engine, standin_im
         # ...but down still knows what was applied.
         down = tool("down", "--volumes", cwd=tmp_path)
     assert down.returncode == 0 and f"stopped {PROJECT}" in down.stdout
+
+
+def test_hatchet_never_healthy_fails_up_naming_the_step_before_any_client_starts(
+        engine, standin_images, debian_images, docker_config, tmp_path):
+    try:
+        result = up_with_broken_profile(tmp_path, (
+            "services:\n"
+            "  hatchet:\n"
+            "    healthcheck:\n"
+            "      test: [\"CMD-SHELL\", \"exit 1\"]\n"
+            "      retries: 2\n"
+        ))
+        assert result.returncode == 1, result.stdout + result.stderr
+        ours = [line for line in result.stderr.splitlines() if line.startswith("compose-tunnel:")]
+        assert ours == ["compose-tunnel: hatchet token bootstrap: hatchet failed"], result.stderr
+        assert "- hatchet: running (unhealthy); last log lines:" in result.stderr
+        assert "standin" in result.stderr.lower()  # the engine's own log lines are quoted
+        assert "Traceback" not in result.stderr
+        # The token's consumers were never created without it.
+        names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter",
+                                f"label=com.docker.compose.project={PROJECT}"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        assert f"{PROJECT}-postgres-1" in names and f"{PROJECT}-server-1" not in names
+        assert "hatchet_token" not in (tmp_path / ".compose-tunnel" / "secrets.toml").read_text()
+    finally:
+        down = tool("down", "--volumes", cwd=tmp_path)
+    assert down.returncode == 0

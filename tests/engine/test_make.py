@@ -13,7 +13,8 @@ from engine.test_stack import PROJECT, ROOT, TCP_HOST, TCP_PUBLIC, TEST_PROFILES
 pytestmark = pytest.mark.engine
 
 
-def test_make_up_with_tunnels_and_make_down(engine, standin_images, docker_config, tmp_path):
+def test_make_up_with_tunnels_and_make_down(engine, standin_images, debian_images, docker_config,
+                                           tmp_path):
     with running_dnsmasq(a={UDP_HOST: UDP_IP}) as dns:
         workdir = tmp_path / "work"
         args = (f"--dns-server 127.0.0.1:{dns.port} --profiles-dir {TEST_PROFILES} "

@@ -1,9 +1,11 @@
 """The whole tunnel path on a real Docker Engine, through tunnels simulated on loopback.
 
-The product's profiles run with their images swapped for stand-ins by tests/engine/profiles (a
+The product's profiles run with their images swapped for local ones by tests/engine/profiles (a
 --profiles-dir: the custom-profile mechanism, dogfooded). Real parts: Docker Engine, Compose
-v2, Caddy (in its image), dnsmasq for the UDP tunnel's host name. Stand-ins: the Reflector
-server and web, LiveKit (WebSocket on 7880, UDP echo on the port of livekit.yaml) and Garage's
+v2, Caddy (in its image), PostgreSQL and Redis (Debian's packages), dnsmasq for the UDP tunnel's
+host name. Stand-ins: the Reflector server, workers and web (the Hatchet clients refuse to start
+without a token the engine accepts), Hatchet (its Tenant table in the real Postgres,
+hatchet-admin), LiveKit (WebSocket on 7880, UDP echo on the port of livekit.yaml) and Garage's
 CLI. The "tunnel service" is a TCP relay 127.0.0.1:19055 -> 443 and a UDP relay from
 127.0.0.2:PUBLIC (the address DNS gives for the UDP host) -> 127.0.0.1:LOCAL.
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -47,6 +51,26 @@ def up_args(dns_port: int, udp: str, *extra: str) -> list[str]:
         "--dns-server", f"127.0.0.1:{dns_port}", "--profiles-dir", str(TEST_PROFILES),
         "--project-name", PROJECT, "--publish-ip", "127.0.0.1", "--wait-timeout", "120", *extra,
     ]
+
+
+HATCHET_CLIENTS = ("server", "worker", "hatchet-worker-llm", "hatchet-worker-cpu")
+ALL_SERVICES = {"server", "worker", "beat", "web", "redis", "postgres", "cpu", "livekit-server",
+                "livekit-egress", "garage", "caddy", "hatchet", "hatchet-worker-llm", "hatchet-worker-cpu"}
+
+
+def secrets_of(project: Path) -> dict:
+    return tomllib.loads((project / ".compose-tunnel" / "secrets.toml").read_text())
+
+
+def container_env(service: str) -> dict[str, str]:
+    inspected = json.loads(subprocess.run(["docker", "inspect", f"{PROJECT}-{service}-1"],
+                                          capture_output=True, text=True, check=True).stdout)
+    return dict(item.split("=", 1) for item in inspected[0]["Config"]["Env"])
+
+
+def psql(database: str, sql: str) -> str:
+    return subprocess.run(["docker", "exec", f"{PROJECT}-postgres-1", "psql", "-U", "reflector", "-d",
+                           database, "-tAc", sql], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def containers(*filters: str) -> dict[str, str]:
@@ -90,7 +114,7 @@ def dns_server():
 
 
 @pytest.fixture(scope="module")
-def stack(engine, standin_images, docker_config, dns_server, tmp_path_factory):
+def stack(engine, standin_images, debian_images, docker_config, dns_server, tmp_path_factory):
     """One project started in tunnel mode; torn down (volumes included) after the module."""
     project = tmp_path_factory.mktemp("stack")
     with TcpRelay(listen=("127.0.0.1", TCP_PUBLIC), target=("127.0.0.1", 443)):
@@ -110,12 +134,20 @@ def test_up_reports_what_the_user_needs(stack):
     assert f"tunnel public port {UDP_PORT} -> local port {UDP_PORT}/udp" in out
     assert f"node_ip {UDP_IP}" in out  # resolved by the real dnsmasq
     assert "self-signed" in out
-    assert "ready 11/11" in out and "garage: " in out
-    # Garage was bootstrapped before the API started: the API started once, with its key.
+    assert f"ready {len(ALL_SERVICES)}/{len(ALL_SERVICES)}" in out
+    # Garage, then Hatchet's database and token were bootstrapped before the clients started:
+    # each client started once, with its key and its token.
     output = result.stdout + result.stderr
-    assert out.index("garage: key reflector created") < out.index(f"starting {PROJECT}: base")
-    assert output.count(f"Container {PROJECT}-server-1  Created") == 1
-    assert f"Container {PROJECT}-server-1  Recreate" not in output
+    order = ["garage: key reflector created", "hatchet database: database hatchet created",
+             "hatchet token: client token created for the default tenant", f"starting {PROJECT}: base"]
+    assert [out.index(line) for line in order] == sorted(out.index(line) for line in order)
+    for service in HATCHET_CLIENTS:
+        assert output.count(f"Container {PROJECT}-{service}-1  Created") == 1, service
+        assert f"Container {PROJECT}-{service}-1  Recreate" not in output, service
+    assert "Hatchet dashboard:  http://localhost:8888 on this machine only" in out
+    assert "ssh -L 8888:127.0.0.1:8888" in out
+    assert re.search(r"ready in [\d.]+s \(garage [\d.]+s, hatchet database [\d.]+s, "
+                     r"hatchet token [\d.]+s, stack [\d.]+s\)", out), out
 
 
 def test_web_and_api_answer_through_the_tcp_tunnel_and_real_caddy(stack):
@@ -168,20 +200,59 @@ def test_egress_standin_running_as_non_root_reads_its_config_from_the_environmen
 
 def test_second_up_replays_and_changes_nothing(stack):
     project, _ = stack
-    before = containers()
+    before, token = containers(), secrets_of(project)["hatchet_token"]
     again = tool("up", cwd=project)
     assert again.returncode == 0, again.stderr
     assert "replaying saved configuration" in again.stdout
-    assert "garage:" not in again.stdout  # bootstrap found everything in place
+    assert "bootstrap: everything already in place" in again.stdout
+    # Each bootstrap looked and found its work done: no step did anything.
+    assert not re.search(r"^(garage|hatchet database|hatchet token): (?!starting )", again.stdout,
+                         re.MULTILINE), again.stdout
     assert containers() == before
+    assert secrets_of(project)["hatchet_token"] == token
+
+
+def test_the_hatchet_token_is_in_every_clients_environment_and_never_printed(stack):
+    project, result = stack
+    token = secrets_of(project)["hatchet_token"]
+    assert token.count(".") == 2 and token not in result.stdout + result.stderr
+    for service in HATCHET_CLIENTS:
+        env = container_env(service)
+        assert env["HATCHET_CLIENT_TOKEN"] == token, service
+        assert env["HATCHET_CLIENT_SERVER_URL"] == "http://hatchet:8888", service
+        assert env["HATCHET_CLIENT_HOST_PORT"] == "hatchet:7077", service
+        assert env["HATCHET_CLIENT_TLS_STRATEGY"] == "none", service
+        logs = subprocess.run(["docker", "logs", f"{PROJECT}-{service}-1"], capture_output=True,
+                              text=True, check=True)
+        assert "token accepted by http://hatchet:8888" in logs.stdout, service  # the engine said yes
+    assert (project / ".compose-tunnel" / "secrets.toml").stat().st_mode & 0o777 == 0o600
+    shown = tool("config", "show", cwd=project).stdout
+    assert "hatchet_token" in shown and token not in shown
+
+
+def test_real_postgres_has_the_hatchet_database_and_200_connections(stack):
+    assert psql("reflector", "SHOW max_connections") == "200"
+    assert psql("reflector", "SELECT datname FROM pg_database WHERE datname = 'hatchet'") == "hatchet"
+    # Hatchet (the stand-in) made its Tenant table there; the token is for its default tenant.
+    tenant = psql("hatchet", "SELECT id FROM \"Tenant\" WHERE slug = 'default'")
+    assert re.fullmatch(r"[0-9a-f-]{36}", tenant)
+
+
+def test_hatchet_publishes_its_dashboard_and_grpc_on_loopback_only(stack):
+    inspected = json.loads(subprocess.run(["docker", "inspect", f"{PROJECT}-hatchet-1"],
+                                          capture_output=True, text=True, check=True).stdout)
+    bindings = inspected[0]["HostConfig"]["PortBindings"]
+    assert bindings == {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8888"}],
+                        "7077/tcp": [{"HostIp": "127.0.0.1", "HostPort": "7078"}]}
+    with socket.create_connection(("127.0.0.1", 8888), timeout=5) as conn:
+        conn.sendall(b"GET /api/live HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        assert conn.recv(64).startswith(b"HTTP/1.")
 
 
 def test_status_lists_every_service(stack):
     project, _ = stack
     states = json.loads(tool("status", "--json", cwd=project).stdout)
-    assert {s["service"] for s in states} == {
-        "server", "worker", "beat", "web", "redis", "postgres", "cpu", "livekit-server",
-        "livekit-egress", "garage", "caddy"}
+    assert {s["service"] for s in states} == ALL_SERVICES
     assert all(s["status"] == "running" for s in states)
 
 
@@ -206,6 +277,8 @@ def test_rebuild_brings_the_stack_back_with_the_same_secrets(stack):
     after = containers()
     assert set(after) == set(before) and all(after[name] != before[name] for name in after)
     assert (project / ".compose-tunnel" / "secrets.toml").read_text() == secrets
+    assert "client token" not in result.stdout  # the tenant survived in the kept volume
+    assert container_env("server")["HATCHET_CLIENT_TOKEN"] == secrets_of(project)["hatchet_token"]
     assert https_get("/")[0] == 200
 
 
@@ -219,3 +292,6 @@ def test_down_removes_what_up_applied_even_after_the_config_dropped_a_profile(st
     assert project_resources("volume")  # kept without --volumes
     assert tool("down", "--volumes", cwd=project).returncode == 0
     assert project_resources("volume") == []
+    # The tenant and Garage's keys went with the volumes: their stored results are forgotten.
+    assert not {"hatchet_token", "garage_key_id", "garage_secret_key"} & set(secrets_of(project))
+    assert "secret_key" in secrets_of(project)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compose_tunnel.garage import CommandResult, bootstrap, parse_key, parse_layout, parse_node_id
+from compose_tunnel.bootstrap import CommandResult
+from compose_tunnel.garage import bootstrap, parse_key, parse_layout, parse_node_id
 
 from .relays import TcpRelay, UdpRelay, free_port
 from .wsclient import https_request, websocket_first_message
