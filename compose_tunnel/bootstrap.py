@@ -36,7 +36,8 @@ class CommandResult:
 
 
 Runner = Callable[[list[str]], CommandResult]  # argv -> result, in one known container
-Exec = Callable[[str, list[str]], CommandResult]  # (service, argv) -> result
+# (service, argv) -> result; with on_output=callable, the output's lines as they come as well.
+Exec = Callable[..., CommandResult]
 
 
 class BootstrapError(EngineError):
@@ -52,16 +53,24 @@ class Step:
     run: Callable[[Exec, "Secrets"], list[str]]  # what it did; empty when nothing was missing
     describe: str  # for --dry-run: what it would do
     owns: tuple[str, ...] = ()  # the secrets it produces: they live in the volumes it set up
+    # Whether the stack waits for it. A step nothing consumes at start (the LLM's model, which
+    # takes minutes) runs once the stack is up, so the app is usable meanwhile.
+    before_stack: bool = True
 
 
-def steps_for(plan: "Plan") -> list[Step]:
-    """The bootstraps a plan needs, in the order they run."""
-    from . import garage, hatchet
+def steps_for(plan: "Plan", say: Callable[[str], None] | None = None) -> list[Step]:
+    """The bootstraps a plan needs, in the order they run (`say` shows long ones' progress)."""
+    from . import garage, hatchet, ollama, reflector
 
     steps = []
     if plan.has("garage"):
         steps.append(garage.STEP)
     steps.extend(hatchet.STEPS)  # the workflow engine is part of the base stack
+    service = reflector.ollama_service(plan)
+    if service:
+        model = reflector.llm_model(plan)
+        assert model
+        steps.append(ollama.step(service, model, say))
     return steps
 
 

@@ -17,57 +17,91 @@ from click.core import ParameterSource
 from . import __version__, state, workflows
 from .errors import EngineError, UserError
 from .profiles import FLAG_PROFILES, load_catalog
+from .settings import BACKEND_CHOICES
 from .stack import StartFailed
 from .workspace import Workspace
 
 ENV = "COMPOSE_TUNNEL_"
 DEFAULT_WORKDIR = ".compose-tunnel"
 
+ASK = "\0ask"  # --password given without a value: prompt for it
+
+
+def _flag_param(profile: str) -> str:
+    return profile.replace("-", "_")
+
+
+def opt(flag: str, *names: str, **attrs: Any):
+    """A Click option that can also come from COMPOSE_TUNNEL_<FLAG> (e.g. --llm-url: _LLM_URL)."""
+    return click.option(flag, *names, envvar=ENV + flag[2:].replace("-", "_").upper(), **attrs)
+
+
+def _choice_option(name: str, choices: tuple[str, ...]):
+    return opt(f"--{name}", type=click.Choice(choices, case_sensitive=False),
+               help=f"Override the {name} backend of the chosen mode ({', '.join(choices)}).")
+
+
 CONFIG_OPTIONS = [
     *[
-        click.option(f"--{name}", is_flag=True, default=None, envvar=ENV + name.upper(),
-                     help=help_text)
+        opt(f"--{name}", _flag_param(name), is_flag=True, default=None, help=help_text)
         for name, help_text in [
-            ("cpu", "Transcription on the CPU (excludes --gpu)."),
-            ("gpu", "Transcription on an NVIDIA GPU (excludes --cpu)."),
+            ("cpu", "Models in-process on the CPU (the default when no mode is given)."),
+            ("gpu", "Models on an NVIDIA GPU (needs --gpu-image or --reflector-source)."),
             ("livekit", "LiveKit server and egress for live rooms."),
             ("garage", "Garage local S3 storage, bootstrapped on up."),
             ("caddy", "Caddy as the TLS front on :443 (implied by --ip, --domain, tunnels)."),
+            ("ollama-cpu", "Local LLM for summaries and topics: Ollama on the CPU."),
+            ("ollama-gpu", "Local LLM for summaries and topics: Ollama on an NVIDIA GPU."),
         ]
     ],
-    click.option("--ip", metavar="IP", envvar=ENV + "IP",
-                 help="Public IP of this server (HTTPS with a self-signed certificate)."),
-    click.option("--domain", metavar="NAME", envvar=ENV + "DOMAIN",
-                 help="Public domain name (HTTPS with a real certificate)."),
-    click.option("--tunnels", metavar="TCP,UDP", envvar=ENV + "TUNNELS",
-                 help="Both tunnel addresses, e.g. my-tunnel.example.com:9055,udp-host.example.com:14139."),
-    click.option("--tunnel-tcp", metavar="HOST:PORT", envvar=ENV + "TUNNEL_TCP",
-                 help="TCP tunnel address (forwarded to local port 443)."),
-    click.option("--tunnel-udp", metavar="HOST:PORT", envvar=ENV + "TUNNEL_UDP",
-                 help="UDP tunnel address (LiveKit media)."),
-    click.option("--tunnel-udp-local", metavar="PORT", type=int, envvar=ENV + "TUNNEL_UDP_LOCAL",
-                 help="Local port the UDP tunnel agent forwards to, when it differs from the public port."),
-    click.option("--node-ip", metavar="IP", envvar=ENV + "NODE_IP",
-                 help="IPv4 address LiveKit advertises, instead of resolving the UDP tunnel host."),
-    click.option("--dns-server", metavar="HOST[:PORT]", envvar=ENV + "DNS_SERVER",
-                 help="Resolver for the UDP tunnel host (e.g. 1.1.1.1) instead of the system's."),
-    click.option("--dns-timeout", metavar="SECONDS", type=float, envvar=ENV + "DNS_TIMEOUT",
-                 help="Give up resolving the UDP tunnel host after this long (default 5)."),
-    click.option("--publish-ip", metavar="IP", envvar=ENV + "PUBLISH_IP",
-                 help="Host address for Caddy's 80/443 and LiveKit's UDP port (default all; "
-                      "127.0.0.1 when the tunnel agent runs on this host)."),
-    click.option("--profile", "profile_names", metavar="NAME", multiple=True, envvar=ENV + "PROFILE",
-                 help="Turn on any profile by name (repeatable)."),
-    click.option("--profiles-dir", "profiles_dirs", metavar="DIR", multiple=True,
-                 type=click.Path(path_type=Path), envvar=ENV + "PROFILES_DIR",
-                 help="A directory of your own overlays and profiles.toml (repeatable; "
-                      "the env variable takes a ':'-separated list)."),
-    click.option("--project-name", metavar="NAME", envvar=ENV + "PROJECT_NAME",
-                 help="Compose project name (default reflector)."),
+    opt("--hosted", "hosted_url", metavar="URL",
+        help="Models on a remote GPU service at URL (excludes --cpu and --gpu)."),
+    *[_choice_option(name, choices) for name, choices in BACKEND_CHOICES.items()],
+    opt("--gpu-image", metavar="IMAGE", help="Image of the GPU service for --gpu (Reflector publishes none)."),
+    opt("--reflector-source", metavar="DIR", type=click.Path(path_type=Path),
+        help="A Reflector clone: --gpu builds its GPU service from DIR/gpu/self_hosted."),
+    opt("--llm-url", metavar="URL",
+        help="An external OpenAI-compatible LLM API, e.g. https://api.openai.com/v1."),
+    opt("--llm-model", metavar="NAME", help="The LLM's model (Ollama default: qwen2.5:14b, pulled on up)."),
+    opt("--admin-email", metavar="EMAIL", help="The login of password auth (default admin@localhost)."),
+    opt("--lan-ip", metavar="IP",
+        help="This machine's LAN address for browser-microphone live audio (default: detected)."),
+    opt("--ip", metavar="IP", help="Public IP of this server (HTTPS with a self-signed certificate)."),
+    opt("--domain", metavar="NAME", help="Public domain name (HTTPS with a real certificate)."),
+    opt("--tunnels", metavar="TCP,UDP",
+        help="Both tunnel addresses, e.g. my-tunnel.example.com:9055,udp-host.example.com:14139."),
+    opt("--tunnel-tcp", metavar="HOST:PORT", help="TCP tunnel address (forwarded to local port 443)."),
+    opt("--tunnel-udp", metavar="HOST:PORT", help="UDP tunnel address (LiveKit media)."),
+    opt("--tunnel-udp-local", metavar="PORT", type=int,
+        help="Local port the UDP tunnel agent forwards to, when it differs from the public port."),
+    opt("--node-ip", metavar="IP",
+        help="IPv4 address LiveKit advertises, instead of resolving the UDP tunnel host."),
+    opt("--dns-server", metavar="HOST[:PORT]",
+        help="Resolver for the UDP tunnel host (e.g. 1.1.1.1) instead of the system's."),
+    opt("--dns-timeout", metavar="SECONDS", type=float,
+        help="Give up resolving the UDP tunnel host after this long (default 5)."),
+    opt("--publish-ip", metavar="IP",
+        help="Host address for Caddy's 80/443 and LiveKit's UDP port (default all; "
+             "127.0.0.1 when the tunnel agent runs on this host)."),
+    opt("--profile", "profile_names", metavar="NAME", multiple=True,
+        help="Turn on any profile by name (repeatable)."),
+    opt("--profiles-dir", "profiles_dirs", metavar="DIR", multiple=True, type=click.Path(path_type=Path),
+        help="A directory of your own overlays and profiles.toml (repeatable; "
+             "the env variable takes a ':'-separated list)."),
+    opt("--project-name", metavar="NAME", help="Compose project name (default reflector)."),
+    # Secrets: kept in secrets.toml (0600), never in the saved configuration or any output.
+    opt("--password", metavar="[PASS]", is_flag=False, flag_value=ASK,
+        help="Password auth (login --admin-email); alone, asks for the password without echo."),
+    opt("--password-file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+        help="Password auth, the password read from FILE."),
+    opt("--hosted-api-key", metavar="KEY", help="API key of the --hosted GPU service."),
+    opt("--hf-token", metavar="TOKEN", help="HuggingFace token for pyannote's gated models (diarization)."),
+    opt("--llm-api-key", metavar="KEY", help="API key of --llm-url."),
 ]
-CONFIG_PARAMS = [*FLAG_PROFILES, "ip", "domain", "tunnels", "tunnel_tcp", "tunnel_udp",
-                 "tunnel_udp_local", "node_ip", "dns_server", "dns_timeout", "publish_ip",
-                 "profile_names", "profiles_dirs", "project_name"]
+CONFIG_PARAMS = [*map(_flag_param, FLAG_PROFILES), "hosted_url", *BACKEND_CHOICES, "gpu_image",
+                 "reflector_source", "llm_url", "llm_model", "admin_email", "lan_ip", "ip", "domain",
+                 "tunnels", "tunnel_tcp", "tunnel_udp", "tunnel_udp_local", "node_ip", "dns_server",
+                 "dns_timeout", "publish_ip", "profile_names", "profiles_dirs", "project_name"]
 
 workdir_option = click.option(
     "--workdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORKDIR,
@@ -87,20 +121,51 @@ def config_options(func):
     return workdir_option(func)
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
 def collect_options(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any] | None:
     """The settings options the user gave, or None when none was given (replay)."""
-    given = {
-        name for name in CONFIG_PARAMS
-        if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    }
-    if not given:
+    if not any(_given(ctx, name) for name in CONFIG_PARAMS):
         return None
-    profiles = [name for name in FLAG_PROFILES if params.get(name)] + list(params["profile_names"])
-    options = {name: params[name] for name in CONFIG_PARAMS if name not in FLAG_PROFILES}
-    options["profiles"] = profiles
+    flags = [_flag_param(name) for name in FLAG_PROFILES]
+    profiles = [name for name in FLAG_PROFILES if params.get(_flag_param(name))]
+    options = {name: params[name] for name in CONFIG_PARAMS if name not in flags}
+    options["profiles"] = profiles + list(params["profile_names"])
     options["profiles_dirs"] = [str(p) for p in params["profiles_dirs"]]
+    if options.get("reflector_source"):
+        options["reflector_source"] = str(options["reflector_source"])
     del options["profile_names"]
     return {k: v for k, v in options.items() if v not in (None, "")}
+
+
+def collect_secrets(params: dict[str, Any]) -> dict[str, str]:
+    """The secret options given (the password read or asked for); never saved as settings."""
+    secrets = {name: params[name] for name in ("hosted_api_key", "hf_token", "llm_api_key")
+               if params.get(name)}
+    password, password_file = params.get("password"), params.get("password_file")
+    if password is not None and password_file is not None:
+        raise UserError("--password and --password-file exclude each other", hint="give one of them")
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"--password-file: cannot read {password_file}: "
+                            f"{getattr(error, 'strerror', None) or error}") from None
+    elif password == ASK:
+        if not sys.stdin.isatty():
+            raise UserError("--password needs a value here (no terminal to ask on)",
+                            hint="use --password-file FILE, or COMPOSE_TUNNEL_PASSWORD")
+        password = click.prompt("admin password", hide_input=True, confirmation_prompt=True)
+    if password is not None:
+        if not password.strip():
+            raise UserError("the admin password is empty", hint="choose a password of 8 characters or more")
+        if len(password) < 8:
+            raise UserError("the admin password is shorter than 8 characters",
+                            hint="choose a longer one")
+        secrets["password"] = password
+    return secrets
 
 
 def report_settings(prepared: workflows.Prepared) -> None:
@@ -138,7 +203,8 @@ def generate(ctx: click.Context, workdir: Path, **params: Any) -> None:
       compose-tunnel generate --cpu --livekit --tunnels tcp.example.com:9055,udp.example.com:14139
     """
     workspace = Workspace(workdir)
-    prepared, changed = workflows.generate(workspace, collect_options(ctx, params))
+    prepared, changed = workflows.generate(workspace, collect_options(ctx, params),
+                                           collect_secrets(params))
     report_settings(prepared)
     click.echo(f"profiles: {', '.join(prepared.plan.names)}")
     click.echo(f"wrote {len(changed)} changed file(s) in {workdir}" + (
@@ -242,19 +308,23 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
           --tunnels my-tunnel.example.com:9055,udp-host.example.com:14139
       compose-tunnel up --cpu --livekit --tunnel-tcp my-tunnel.example.com:9055 \\
           --tunnel-udp udp-host.example.com:14139 --tunnel-udp-local 14140
+      compose-tunnel up --cpu --ollama-cpu --garage --domain reflector.example.com --password
+      compose-tunnel up --hosted https://gpu.example.com --hosted-api-key KEY \\
+          --llm-url https://api.openai.com/v1 --llm-model gpt-4o-mini --llm-api-key sk-...
       compose-tunnel up --dry-run
     """
     workspace = Workspace(workdir)
-    options = collect_options(ctx, params)
+    options, secret_options = collect_options(ctx, params), collect_secrets(params)
     if dry_run:
-        prepared = workflows.prepare(workspace, options)
+        prepared = workflows.prepare(workspace, options, secret_options)
         report_settings(prepared)
         changes = workspace.changes(prepared.files)
         click.echo(f"would write in {workdir}: " + (", ".join(sorted(changes)) or "nothing (up to date)"))
         for line in workflows.up_steps(workspace, prepared, build=build, pull=pull):
             click.echo(line)
         return
-    result = start(lambda: workflows.up(workspace, options, say=click.echo, build=build, pull=pull,
+    result = start(lambda: workflows.up(workspace, options, secret_options, say=click.echo, build=build,
+                                        pull=pull,
                                         wait_seconds=wait_timeout))
     report_settings(result.prepared)
     print_access(result)

@@ -23,6 +23,22 @@ def encode_value(value: str) -> str:
     return escaped
 
 
+def values(text: str | None) -> dict[str, str]:
+    """KEY -> value of the lines of an env file (quotes removed, `$$` read as `$`)."""
+    found: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        match = KEY_LINE.match(line)
+        if not match:
+            continue
+        raw = line[match.end():].strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            raw = raw[1:-1]
+            if line[match.end():].strip()[0] == '"':
+                raw = raw.replace('\\"', '"').replace("\\\\", "\\")
+        found[match.group(1)] = raw.replace("$$", "$")
+    return found
+
+
 def update(existing: str | None, values: Mapping[str, str], owned: Iterable[str]) -> str:
     """Return `existing` with `values` set and the other `owned` keys removed."""
     owned = set(owned) | set(values)

@@ -1,13 +1,15 @@
 """The plan: which profiles, which overlay files, which public URLs and LiveKit media set-up.
 
-It is the only step that reaches the network (the UDP tunnel host's DNS lookup), so renderers
-stay pure functions of a plan and the secrets.
+It is the only step that looks at the network (the UDP tunnel host's DNS lookup, this machine's
+LAN address), so renderers stay pure functions of a plan and the secrets.
 """
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .profiles import Catalog, Profile
 from .settings import Settings
@@ -43,6 +45,7 @@ class Plan:
     urls: Urls
     media: Media | None
     warnings: tuple[str, ...] = field(default=())
+    lan_ip: str | None = None  # where LAN browsers reach the server's own WebRTC
 
     @property
     def names(self) -> list[str]:
@@ -75,7 +78,22 @@ def _https_origin(address: Address) -> str:
     return f"https://{address.url_host}{port}"
 
 
-def make_plan(settings: Settings, catalog: Catalog) -> Plan:
+def detect_lan_ip() -> str | None:
+    """The address this machine sends from on its default route, as upstream's `ip route get
+    1.1.1.1` finds it (connecting a UDP socket sends nothing), or None without such a route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("1.1.1.1", 53))
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def make_plan(settings: Settings, catalog: Catalog,
+              detect_lan: Callable[[], str | None] = detect_lan_ip) -> Plan:
+    from .reflector import has_llm, needs_hf_token
+
     profiles = tuple(catalog.resolve(settings.requested_profiles()))
     names = {p.name for p in profiles}
     warnings: list[str] = []
@@ -92,7 +110,18 @@ def make_plan(settings: Settings, catalog: Catalog) -> Plan:
                 "no UDP tunnel: participants outside this network get no audio/video "
                 "(add --tunnel-udp HOST:PORT)"
             )
-    return Plan(settings, profiles, public_urls(settings, "caddy" in names), media, tuple(warnings))
+    lan_ip = settings.lan_ip or detect_lan()
+    if lan_ip is None:
+        warnings.append("no LAN address found for the server's own WebRTC (browser-microphone "
+                        "live transcription): pass --lan-ip IP")
+    elif settings.tunnel_tcp:
+        warnings.append(f"browser-microphone live transcription works on this LAN only ({lan_ip}): "
+                        "the UDP tunnel carries LiveKit's media, not the server's")
+    plan = Plan(settings, profiles, public_urls(settings, "caddy" in names), media, (), lan_ip)
+    if not has_llm(plan):
+        warnings.append("no LLM: summaries and topics will not work "
+                        "(add --ollama-cpu, --ollama-gpu, or --llm-url URL)")
+    return Plan(plan.settings, plan.profiles, plan.urls, plan.media, tuple(warnings), lan_ip)
 
 
 def _media(settings: Settings) -> Media:

@@ -21,7 +21,7 @@ MANIFEST = "profiles.toml"
 BUILTIN_SOURCE = "built-in"
 RELATIONS = ("implies", "conflicts", "requires")
 # Profiles with a flag of their own (--cpu, ...): hints and replayed flags name that flag.
-FLAG_PROFILES = ("cpu", "gpu", "livekit", "garage", "caddy")
+FLAG_PROFILES = ("cpu", "gpu", "livekit", "garage", "caddy", "ollama-cpu", "ollama-gpu")
 
 
 def builtin_dir() -> Path:

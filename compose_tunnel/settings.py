@@ -6,7 +6,6 @@ every rule of tunnel-setup.md. Nothing downstream re-validates user input.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -14,11 +13,28 @@ from typing import Any, Mapping
 
 from .errors import UserError
 from .profiles import FLAG_PROFILES
-from .tunnel import Address, parse_address, parse_dns_server, parse_ipv4, parse_tunnels
+from .tunnel import (
+    Address, parse_address, parse_dns_server, parse_ip, parse_ipv4, parse_port, parse_tunnels, parse_url,
+)
 
 DEFAULT_PROJECT = "reflector"
 DEFAULT_DNS_TIMEOUT = 5.0
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+AUTH_MODES = ("public", "password")
+DEFAULT_ADMIN_EMAIL = "admin@localhost"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
+# Reflector's five model backends and the values each takes (upstream's per-backend flags).
+# The first value is the in-process one (--cpu); "modal" is a GPU service (--gpu, --hosted).
+BACKEND_CHOICES = {
+    "transcript": ("whisper", "modal"),
+    "diarization": ("pyannote", "modal"),
+    "translation": ("marian", "modal", "passthrough"),
+    "padding": ("pyav", "modal"),
+    "mixdown": ("pyav", "modal"),
+}
+GPU_DOCKERFILE = Path("gpu/self_hosted/Dockerfile")
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,19 @@ class Settings:
     publish_ip: str | None = None
     profiles_dirs: tuple[Path, ...] = ()
     project_name: str = DEFAULT_PROJECT
+    auth: str = "public"
+    admin_email: str | None = None
+    hosted_url: str | None = None
+    transcript: str | None = None
+    diarization: str | None = None
+    translation: str | None = None
+    padding: str | None = None
+    mixdown: str | None = None
+    llm_url: str | None = None
+    llm_model: str | None = None
+    lan_ip: str | None = None
+    gpu_image: str | None = None
+    reflector_source: Path | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Settings":
@@ -71,7 +100,7 @@ class Settings:
         if udp_local is not None:
             if not tunnel_udp:
                 raise UserError("--tunnel-udp-local needs a UDP tunnel", hint="add --tunnel-udp HOST:PORT")
-            udp_local = _port(udp_local, "--tunnel-udp-local")
+            udp_local = parse_port(udp_local, "--tunnel-udp-local")
         dns_server = options.get("dns_server")
         if dns_server:
             parse_dns_server(dns_server)
@@ -85,9 +114,10 @@ class Settings:
         timeout = DEFAULT_DNS_TIMEOUT if timeout is None else float(timeout)
         if not 0 < timeout <= 120:
             raise UserError(f"--dns-timeout {timeout:g} is out of range", hint="use 0.1 to 120 seconds")
+        profiles = tuple(dict.fromkeys(options.get("profiles") or ()))
         return cls(
-            profiles=tuple(dict.fromkeys(options.get("profiles") or ())),
-            ip=_ip(ip) if ip else None,
+            profiles=profiles,
+            ip=parse_ip(ip, "--ip") if ip else None,
             domain=parse_address(f"{domain}:443", "--domain").host if domain else None,
             tunnel_tcp=tunnel_tcp,
             tunnel_udp=tunnel_udp,
@@ -95,9 +125,11 @@ class Settings:
             node_ip=parse_ipv4(options["node_ip"]) if options.get("node_ip") else None,
             dns_server=dns_server or None,
             dns_timeout=timeout,
-            publish_ip=_ip(options["publish_ip"], "--publish-ip") if options.get("publish_ip") else None,
+            publish_ip=(parse_ip(options["publish_ip"], "--publish-ip", unspecified_ok=True)
+                        if options.get("publish_ip") else None),
             profiles_dirs=tuple(Path(d).expanduser().absolute() for d in options.get("profiles_dirs") or ()),
             project_name=project,
+            **_app_options(options, profiles),
         )
 
     @property
@@ -111,9 +143,28 @@ class Settings:
             return "ip"
         return "local"
 
+    @property
+    def ml_mode(self) -> str:
+        """Where the models run: gpu (a local GPU container), hosted (a remote GPU service), or
+        cpu (in-process in the server and workers; the default, as it needs nothing else)."""
+        if "gpu" in self.profiles:
+            return "gpu"
+        return "hosted" if self.hosted_url else "cpu"
+
+    def backend(self, name: str) -> str:
+        """The effective backend of one of Reflector's five model services."""
+        chosen = getattr(self, name)
+        if chosen:
+            return chosen
+        return BACKEND_CHOICES[name][0] if self.ml_mode == "cpu" else "modal"
+
     def requested_profiles(self) -> list[str]:
         """Profiles asked for, explicitly or through an address flag."""
         implied = []
+        if self.hosted_url:
+            implied.append("hosted")
+        if self.reflector_source:
+            implied.append("gpu-build")
         if self.tunnel_tcp:
             implied.append("tunnel")
         if self.tunnel_udp:
@@ -131,7 +182,7 @@ class Settings:
                 continue
             if isinstance(value, tuple):
                 value = [str(v) for v in value]
-            elif isinstance(value, Address):
+            elif isinstance(value, (Address, Path)):
                 value = str(value)
             out[f.name] = value
         return out
@@ -148,23 +199,85 @@ class Settings:
             if key == "profiles_dirs":
                 for directory in value:
                     args += ["--profiles-dir", directory]
+            elif key == "auth":
+                args.append("--password")  # password auth; the hash is kept in the secrets
             else:
-                args += [flag, str(value)]
+                args += [FLAGS.get(key, flag), str(value)]
         return args
+
+
+FLAGS = {"hosted_url": "--hosted"}  # settings whose flag is not --NAME
 
 
 OPTION_NAMES = {f.name for f in fields(Settings)} | {"tunnels"}
 
 
-def _port(value: Any, what: str) -> int:
-    text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise UserError(f"{what}: {text!r} is not a port", hint="use a number from 1 to 65535")
-    return int(text)
-
-
-def _ip(text: str, what: str = "--ip") -> str:
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError:
-        raise UserError(f"{what}: {text!r} is not an IP address", hint="e.g. 203.0.113.7") from None
+def _app_options(options: Mapping[str, Any], profiles: tuple[str, ...]) -> dict[str, Any]:
+    """Reflector's own modes: auth, where the models run, the LLM, the LAN address."""
+    auth = options.get("auth") or "public"
+    if auth not in AUTH_MODES:
+        raise UserError(f"unknown auth mode {auth!r}", hint="public (no login) or password (--password)")
+    admin_email = options.get("admin_email")
+    if admin_email is not None and not EMAIL.match(str(admin_email).strip()):
+        raise UserError(f"--admin-email: {admin_email!r} is not an e-mail address",
+                        hint=f"e.g. {DEFAULT_ADMIN_EMAIL}")
+    if admin_email and auth != "password":
+        raise UserError("--admin-email needs password auth", hint="add --password")
+    hosted = parse_url(options["hosted_url"], "--hosted") if options.get("hosted_url") else None
+    values: dict[str, Any] = {
+        "auth": auth,
+        "admin_email": str(admin_email).strip() if admin_email else None,
+        "hosted_url": hosted,
+    }
+    modes = [flag for flag, on in (("--cpu", "cpu" in profiles), ("--gpu", "gpu" in profiles),
+                                   ("--hosted", bool(hosted))) if on]
+    if len(modes) > 1:
+        raise UserError(f"{' and '.join(modes)} conflict: the models run in one place",
+                        hint="pick one of --cpu, --gpu and --hosted URL")
+    ml_mode = "gpu" if "gpu" in profiles else "hosted" if hosted else "cpu"
+    for name, choices in BACKEND_CHOICES.items():
+        value = options.get(name)
+        if value is None:
+            values[name] = None
+            continue
+        value = str(value).strip().lower()
+        if value not in choices:
+            raise UserError(f"--{name}: {value!r} is not one of {', '.join(choices)}",
+                            hint=f"--{name} {' | '.join(choices)}")
+        if value == "modal" and ml_mode == "cpu":
+            raise UserError(f"--{name} modal needs a GPU service, and --cpu has none",
+                            hint=f"use --hosted URL (with --{name} modal and in-process overrides for "
+                                 "the others), or --gpu")
+        values[name] = value
+    llm_url = parse_url(options["llm_url"], "--llm-url") if options.get("llm_url") else None
+    if llm_url and {"ollama-cpu", "ollama-gpu"} & set(profiles):
+        raise UserError("--llm-url and --ollama-cpu/--ollama-gpu exclude each other",
+                        hint="use a local Ollama or an external LLM, not both")
+    llm_model = options.get("llm_model")
+    if llm_model is not None and not MODEL_NAME.match(str(llm_model).strip()):
+        raise UserError(f"--llm-model: {llm_model!r} is not a model name", hint="e.g. qwen2.5:14b")
+    values["llm_url"] = llm_url
+    values["llm_model"] = str(llm_model).strip() if llm_model else None
+    values["lan_ip"] = parse_ip(options["lan_ip"], "--lan-ip") if options.get("lan_ip") else None
+    gpu_image = options.get("gpu_image")
+    if gpu_image is not None and not IMAGE_NAME.match(str(gpu_image).strip()):
+        raise UserError(f"--gpu-image: {gpu_image!r} is not an image name",
+                        hint="e.g. registry.example.com/reflector-gpu:latest")
+    source = options.get("reflector_source")
+    source = Path(source).expanduser().absolute() if source else None
+    if source is not None:
+        if "gpu" not in profiles:
+            raise UserError("--reflector-source builds the GPU transcription image: it needs --gpu",
+                            hint="add --gpu, or drop --reflector-source")
+        if not (source / GPU_DOCKERFILE).is_file():
+            raise UserError(f"--reflector-source: {source} has no {GPU_DOCKERFILE}",
+                            hint="give the folder of a clone of Reflector (GreyhavenHQ/reflector)")
+    if "gpu" in profiles and not (gpu_image or source):
+        raise UserError("--gpu needs the GPU transcription image, which is not published",
+                        hint="build it from a Reflector clone with --reflector-source DIR, "
+                             "or give your own with --gpu-image IMAGE")
+    if gpu_image and "gpu" not in profiles:
+        raise UserError("--gpu-image is the image of --gpu", hint="add --gpu, or drop --gpu-image")
+    values["gpu_image"] = str(gpu_image).strip() if gpu_image else None
+    values["reflector_source"] = source
+    return values

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,7 @@ from .bootstrap import CommandResult
 
 READY_POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 20
+STREAM_EVERY_SECONDS = 2.0
 
 
 class StartFailed(Exception):
@@ -244,7 +246,11 @@ class Stack:
             return ["(no logs)"]
         return text.splitlines()[-lines:] or ["(no output)"]
 
-    def exec(self, service: str, args: list[str]) -> CommandResult:
+    def exec(self, service: str, args: list[str],
+             on_output: Callable[[str], None] | None = None) -> CommandResult:
+        """Run a command in the service's container; with `on_output`, stream its output lines."""
+        if on_output is not None:
+            return self._exec_streaming(service, args, on_output)
         from python_on_whales.exceptions import DockerException
 
         try:
@@ -252,6 +258,33 @@ class Stack:
         except DockerException as error:
             return CommandResult(error.return_code, error.stdout or "", error.stderr or "")
         return CommandResult(0, out or "", "")
+
+    def _exec_streaming(self, service: str, args: list[str], on_output: Callable[[str], None],
+                        every: float = STREAM_EVERY_SECONDS) -> CommandResult:
+        """Output lines (split at CR too: progress bars redraw with it) go to `on_output`, one
+        per `every` seconds at most, and the last one always; all of it is kept for errors."""
+        command = self.client.compose.docker_compose_cmd + ["exec", "-T", service, *args]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdout is not None
+        kept: list[str] = []
+        pending, shown_at, last_shown = "", 0.0, ""
+        for chunk in iter(lambda: process.stdout.read1(4096), b""):  # type: ignore[union-attr]
+            pending += chunk.decode(errors="replace")
+            *lines, pending = re.split(r"[\r\n]", pending)
+            for line in (line.strip() for line in lines):
+                if not line:
+                    continue
+                kept = (kept + [line])[-LOG_TAIL_LINES:]
+                if time.monotonic() - shown_at >= every:
+                    on_output(line)
+                    shown_at, last_shown = time.monotonic(), line
+        if pending.strip():
+            kept.append(pending.strip())
+        code = process.wait()
+        if kept and kept[-1] != last_shown:
+            on_output(kept[-1])
+        text = "\n".join(kept)
+        return CommandResult(code, text if code == 0 else "", text if code else "")
 
     def logs(self, services: list[str], follow: bool) -> Iterator[str]:
         for _source, chunk in self.client.compose.logs(services, follow=follow, stream=True):

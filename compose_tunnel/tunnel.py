@@ -86,6 +86,37 @@ def parse_dns_server(text: str) -> tuple[str, int]:
     return address.host, address.port
 
 
+def parse_port(value: object, what: str) -> int:
+    """A TCP/UDP port number given on its own (as text or a number)."""
+    text = str(value).strip()
+    if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
+        raise _invalid(what, f"{text!r} is not a port", PORT_HINT)
+    return int(text)
+
+
+def parse_ip(text: str, what: str, *, unspecified_ok: bool = False) -> str:
+    """An IPv4 or IPv6 literal, normalized; 0.0.0.0/:: only where it means "every interface"."""
+    raw = text.strip()
+    try:
+        ip = ipaddress.ip_address(raw)
+    except ValueError:
+        raise _invalid(what, f"{raw!r} is not an IP address", IPV4_HINT) from None
+    if ip.is_unspecified and not unspecified_ok:
+        raise _invalid(what, f"{raw} is not an address anyone can reach", IPV4_HINT)
+    return str(ip)
+
+
+def parse_url(text: str, what: str) -> str:
+    """An http(s) URL of a service (a remote GPU service, an LLM API), without a trailing slash."""
+    raw = text.strip()
+    match = re.fullmatch(r"(https?)://([^/?#\s]+)(/[^\s]*)?", raw, re.IGNORECASE)
+    if not match:
+        raise _invalid(what, f"{raw!r} is not an http(s) URL", "e.g. https://gpu.example.com")
+    host = match.group(2).rsplit("@", 1)[-1]
+    _parse(host, what, default_port=443)  # the host part must be a valid HOST[:PORT]
+    return raw.rstrip("/")
+
+
 def parse_ipv4(text: str, what: str = "--node-ip") -> str:
     """A usable IPv4 literal: 0.0.0.0 is refused, since peers cannot reach it."""
     raw = text.strip()
@@ -224,9 +255,10 @@ def _host(host: str, what: str) -> str:
 
 
 def _port(port: str, raw: str, what: str) -> int:
-    if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
-        raise _invalid(what, f"the port in {raw!r} is not a number from 1 to 65535", PORT_HINT)
-    return int(port)
+    try:
+        return parse_port(port, what)
+    except UserError:
+        raise _invalid(what, f"the port in {raw!r} is not a number from 1 to 65535", PORT_HINT) from None
 
 
 def _ipv6(text: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -36,21 +36,54 @@ class Prepared:
     files: dict[str, FileContent]
 
 
-def choose_settings(workspace: Workspace, options: Mapping[str, Any] | None) -> tuple[Settings, bool]:
-    """Settings from the given options, or the saved ones when no option was given."""
+def choose_settings(workspace: Workspace, options: Mapping[str, Any] | None,
+                    secret_options: Mapping[str, str] | None = None) -> tuple[Settings, bool]:
+    """Settings from the given options, or the saved ones when no option was given.
+
+    A password given alone turns password auth on in the saved settings."""
+    password = bool(secret_options and secret_options.get("password"))
     if options is None:
         saved = state.load_settings(workspace)
-        if saved is not None:
-            return saved, True
-        return Settings(), False
+        if saved is None:
+            return Settings(auth="password" if password else "public"), False
+        if password and saved.auth != "password":
+            return Settings.from_options(saved.to_options() | {"auth": "password"}), True
+        return saved, True
+    if password:
+        options = {**options, "auth": "password"}
     return Settings.from_options(options), False
 
 
-def prepare(workspace: Workspace, options: Mapping[str, Any] | None) -> Prepared:
+def apply_secret_options(secrets: Secrets, secret_options: Mapping[str, str] | None,
+                         settings: Settings) -> None:
+    """Secrets given as options replace the stored ones; a password is stored as its hash only."""
+    from .reflector import hash_password, verify_password
+
+    for name, value in (secret_options or {}).items():
+        if name == "password":
+            # The same password again keeps its hash: the env files, and so the containers, stay.
+            stored = secrets.get("admin_password_hash")
+            if not (stored and verify_password(value, stored)):
+                secrets.values["admin_password_hash"] = hash_password(value)
+        else:
+            secrets.values[name] = value
+    if settings.auth == "password" and not secrets.get("admin_password_hash"):
+        raise UserError("password auth needs a password, and none is stored",
+                        hint="pass --password (asks for it), or --password-file FILE")
+
+
+def prepare(workspace: Workspace, options: Mapping[str, Any] | None,
+            secret_options: Mapping[str, str] | None = None) -> Prepared:
     """Everything up to rendered content in memory: validation, DNS, rendering. Writes nothing."""
-    settings, replayed = choose_settings(workspace, options)
+    from .reflector import needs_hf_token
+
+    settings, replayed = choose_settings(workspace, options, secret_options)
     plan = make_plan(settings, load_catalog(settings.profiles_dirs))
     secrets = state.load_secrets(workspace).ensure()
+    apply_secret_options(secrets, secret_options, settings)
+    if needs_hf_token(plan) and not secrets.get("hf_token"):
+        plan = replace(plan, warnings=plan.warnings + (
+            "no HuggingFace token: diarization falls back to a public model (--hf-token TOKEN)",))
     return Prepared(settings, replayed, plan, secrets, render(workspace, plan, secrets))
 
 
@@ -67,9 +100,10 @@ def write(workspace: Workspace, prepared: Prepared, *, save_settings: bool) -> l
     return workspace.write(files)
 
 
-def generate(workspace: Workspace, options: Mapping[str, Any] | None) -> tuple[Prepared, list[str]]:
+def generate(workspace: Workspace, options: Mapping[str, Any] | None,
+             secret_options: Mapping[str, str] | None = None) -> tuple[Prepared, list[str]]:
     """Render every file into the workdir and remember the settings; start nothing."""
-    prepared = prepare(workspace, options)
+    prepared = prepare(workspace, options, secret_options)
     return prepared, write(workspace, prepared, save_settings=True)
 
 
@@ -120,6 +154,7 @@ class UpResult:
 def up(
     workspace: Workspace,
     options: Mapping[str, Any] | None,
+    secret_options: Mapping[str, str] | None = None,
     *,
     say: Say,
     build: bool = False,
@@ -127,8 +162,8 @@ def up(
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
 ) -> UpResult:
     """Generate, bootstrap (Garage, Hatchet), start the stack, wait until it is ready, save settings."""
-    return up_prepared(workspace, prepare(workspace, options), say=say, build=build, pull=pull,
-                       wait_seconds=wait_seconds)
+    return up_prepared(workspace, prepare(workspace, options, secret_options), say=say, build=build,
+                       pull=pull, wait_seconds=wait_seconds)
 
 
 def up_prepared(
@@ -157,28 +192,39 @@ def up_prepared(
         APPLIED_DOTENV: prepared.files[DOTENV],
         state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names)).file(),
     })
-    timeline, actions = run_bootstraps(workspace, prepared, stack, say, build=build, pull=pull,
-                                       wait_seconds=wait_seconds)
+    from .bootstrap import steps_for
+
+    steps = steps_for(prepared.plan, lambda line: say(f"  {line}"))
+    timeline: list[tuple[str, float]] = []
+    actions: list[str] = []
+    run_bootstraps(stack, [s for s in steps if s.before_stack], prepared, say, timeline, actions,
+                   build=build, pull=pull, wait_seconds=wait_seconds)
+    prepared.files = render(workspace, prepared.plan, prepared.secrets)
+    written = write(workspace, prepared, save_settings=False)
+    if written:
+        say("bootstrap results written: " + ", ".join(sorted(written)))
+    elif not actions:
+        say("bootstrap: everything already in place")
     say(f"starting {settings.project_name}: {', '.join(prepared.plan.names)}")
     started = time.monotonic()
     stack.up(build=build, pull=pull)
     stack.wait_until_ready(wait_seconds, say)
     timeline.append(("stack", time.monotonic() - started))
     workspace.write({state.CONFIG: state.settings_file(settings)})
+    run_bootstraps(stack, [s for s in steps if not s.before_stack], prepared, say, timeline, actions,
+                   build=build, pull=pull, wait_seconds=wait_seconds)
     return UpResult(prepared, changed, timeline, actions)
 
 
-def run_bootstraps(workspace: Workspace, prepared: Prepared, stack: "Stack", say: Say, *,
-                   build: bool, pull: str | None, wait_seconds: float
-                   ) -> tuple[list[tuple[str, float]], list[str]]:
-    """Each step: start its services, wait for them, run it. Then render what the steps stored
-    (keys, tokens) into the env files, before any consumer of them starts."""
-    from .bootstrap import BootstrapError, steps_for
+def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
+                   timeline: list[tuple[str, float]], actions: list[str], *,
+                   build: bool, pull: str | None, wait_seconds: float) -> None:
+    """Each step: start its services, wait for them, run it; what it stores goes into the
+    secrets, which the caller renders into the env files before any consumer starts."""
+    from .bootstrap import BootstrapError
     from .stack import StartFailed
 
-    timeline: list[tuple[str, float]] = []
-    actions: list[str] = []
-    for step in steps_for(prepared.plan):
+    for step in steps:
         started = time.monotonic()
         say(f"{step.name}: starting {', '.join(step.services)}")
         stack.up(build=build, pull=pull, services=list(step.services))
@@ -193,13 +239,6 @@ def run_bootstraps(workspace: Workspace, prepared: Prepared, stack: "Stack", say
             say(f"{step.name}: {action}")
         actions += [f"{step.name}: {action}" for action in done]
         timeline.append((step.name, time.monotonic() - started))
-    prepared.files = render(workspace, prepared.plan, prepared.secrets)
-    written = write(workspace, prepared, save_settings=False)
-    if written:
-        say("bootstrap results written: " + ", ".join(sorted(written)))
-    elif not actions:
-        say("bootstrap: everything already in place")
-    return timeline, actions
 
 
 def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
@@ -208,12 +247,15 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
     from .bootstrap import steps_for
 
     stack = stack_for(workspace, prepared.settings.project_name)
+    steps = steps_for(prepared.plan)
     lines = []
-    for step in steps_for(prepared.plan):
-        services = list(step.services)
-        lines.append("would run: " + stack.up_command_line(build=build, pull=pull, services=services))
-        lines.append(f"would {step.describe}")
-    lines.append("would run: " + stack.up_command_line(build=build, pull=pull))
+    for phase in (True, False):
+        if not phase:
+            lines.append("would run: " + stack.up_command_line(build=build, pull=pull))
+        for step in (s for s in steps if s.before_stack == phase):
+            services = list(step.services)
+            lines.append("would run: " + stack.up_command_line(build=build, pull=pull, services=services))
+            lines.append(f"would {step.describe}")
     return lines
 
 

@@ -93,7 +93,7 @@ def test_real_compose_accepts_the_project_and_publishes_the_tunnel_port(project,
     udp = [p for p in doc["services"]["livekit-server"]["ports"] if p["protocol"] == "udp"]
     assert udp == [{"mode": "ingress", "host_ip": "0.0.0.0", "target": 14139, "published": "14140",
                     "protocol": "udp"}]
-    assert set(doc["services"]) == {"server", "worker", "beat", "web", "redis", "postgres", "cpu",
+    assert set(doc["services"]) == {"server", "worker", "beat", "web", "redis", "postgres",
                                     "livekit-server", "livekit-egress", "garage", "caddy", "hatchet",
                                     "hatchet-worker-llm", "hatchet-worker-cpu"}
     assert doc["services"]["server"]["environment"]["LIVEKIT_PUBLIC_URL"] == \
@@ -154,10 +154,10 @@ def test_same_inputs_twice_give_byte_identical_files(project):
 def test_user_keys_in_env_files_survive_a_rerun(project):
     generate(project, *TUNNEL_ARGS)
     server_env = project / ".compose-tunnel" / "server.env"
-    server_env.write_text("LLM_URL=https://llm.example.com/v1\n" + server_env.read_text())
+    server_env.write_text("ZULIP_REALM=chat.example.com\n" + server_env.read_text())
     generate(project, "--cpu", "--livekit", "--tunnels", "other.example.com:9100,203.0.113.9:14139")
     text = server_env.read_text()
-    assert text.startswith("LLM_URL=https://llm.example.com/v1\n")
+    assert text.startswith("ZULIP_REALM=chat.example.com\n")
     assert "BASE_URL=https://other.example.com:9100\n" in text
     assert "GARAGE" not in text and "garage" not in (project / ".compose-tunnel/compose.yml").read_text()
 
@@ -169,10 +169,10 @@ def test_no_flags_replays_the_saved_configuration_and_flags_replace_it(project):
     assert f"replaying saved configuration: --cpu --livekit --garage --tunnel-tcp {TCP} --tunnel-udp {UDP}" \
         in replay.stdout
     assert "tunnel-udp" in replay.stdout
-    replaced = generate(project, "--gpu")
+    replaced = generate(project, "--gpu", "--gpu-image", "gpu:1")
     assert "replaying" not in replaced.stdout
     assert "profiles: base, gpu\n" in replaced.stdout
-    assert "replaying saved configuration: --gpu" in generate(project).stdout
+    assert "replaying saved configuration: --gpu --gpu-image gpu:1" in generate(project).stdout
     assert (project / ".compose-tunnel" / "secrets.toml").read_text() == secrets
 
 

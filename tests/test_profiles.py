@@ -24,7 +24,8 @@ def write(directory: Path, files: dict[str, str]) -> Path:
 def test_builtin_profiles_have_overlays_descriptions_and_documented_order():
     catalog = load_catalog()
     assert list(catalog.profiles) == [
-        "base", "cpu", "gpu", "livekit", "garage", "caddy", "tunnel", "tunnel-udp"]
+        "base", "cpu", "gpu", "gpu-build", "hosted", "ollama-cpu", "ollama-gpu", "livekit", "garage",
+        "caddy", "tunnel", "tunnel-udp"]
     for profile in catalog.profiles.values():
         assert profile.description
         assert profile.sources == [BUILTIN_SOURCE]

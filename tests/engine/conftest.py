@@ -101,7 +101,7 @@ def standin_images(engine: Engine, caddy_bin: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def debian_images(engine: Engine) -> dict[str, str]:
     """Builds (or finds up to date) the images made of Debian packages (debian_images.py);
-    returns their tags by short name: debian, postgres, redis, hatchet."""
+    returns their tags by short name: debian, postgres, redis, hatchet, ollama."""
     try:
         built = build_debian_images(engine.env)
     except ImageError as error:

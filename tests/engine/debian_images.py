@@ -6,6 +6,7 @@ tests, but Debian's package archive is).
     compose-tunnel-test/postgres:1          behaves like postgres:17-alpine (debian/postgres/)
     compose-tunnel-test/redis:1             behaves like redis:7.2-alpine (debian/redis/)
     compose-tunnel-test/hatchet-standin:1   a STAND-IN for hatchet-lite (debian/hatchet/)
+    compose-tunnel-test/ollama-standin:1    a STAND-IN for ollama/ollama (debian/ollama/)
 
 The base image's key is a sha256 over the suite, the mirror, the package list, the `docker
 import` changes, the Python that makes the root filesystem and the files in debian/base/; an
@@ -49,10 +50,12 @@ BASE_REPO = "compose-tunnel-test/debian"
 POSTGRES = "compose-tunnel-test/postgres:1"
 REDIS = "compose-tunnel-test/redis:1"
 HATCHET = "compose-tunnel-test/hatchet-standin:1"
+OLLAMA = "compose-tunnel-test/ollama-standin:1"
 
 WORK_PARENT = Path("/var/tmp")
 TAIL_LINES = 30
-DERIVED = (("postgres", POSTGRES), ("redis", REDIS), ("hatchet", HATCHET))  # name = debian/ dir
+DERIVED = (("postgres", POSTGRES), ("redis", REDIS), ("hatchet", HATCHET),
+           ("ollama", OLLAMA))  # name = debian/ dir
 
 
 def _say(message: str) -> None:
@@ -269,7 +272,7 @@ def build_derived(name: str, tag: str, base: str, env: dict[str, str],
 
 
 def build_debian_images(env: dict[str, str], force: bool = False) -> dict[str, Built]:
-    """Every Debian-based test image, by short name: debian, postgres, redis, hatchet."""
+    """Every Debian-based test image, by short name: debian, postgres, redis, hatchet, ollama."""
     base = build_base(env, force)
     built = {"debian": base}
     for name, tag in DERIVED:

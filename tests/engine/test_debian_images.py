@@ -14,7 +14,7 @@ import uuid
 import pytest
 import yaml
 
-from .debian_images import BASE_REPO, HATCHET, POSTGRES, REDIS, base_key, build_debian_images
+from .debian_images import BASE_REPO, HATCHET, OLLAMA, POSTGRES, REDIS, base_key, build_debian_images
 from .images import HASH_LABEL
 
 pytestmark = pytest.mark.engine
@@ -118,7 +118,7 @@ def pid1_uid(stack: Stack, service_name: str) -> str:
 def test_debian_images_are_labelled_and_cached(engine, debian_images):
     key = base_key()
     assert debian_images == {"debian": f"{BASE_REPO}:{key}", "postgres": POSTGRES,
-                             "redis": REDIS, "hatchet": HATCHET}
+                             "redis": REDIS, "hatchet": HATCHET, "ollama": OLLAMA}
     label = engine.docker("image", "inspect", "--format",
                           f'{{{{ index .Config.Labels "{HASH_LABEL}" }}}}', debian_images["debian"])
     assert label.stdout.strip() == key

@@ -12,12 +12,14 @@ CLI. The "tunnel service" is a TCP relay 127.0.0.1:19055 -> 443 and a UDP relay 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -45,17 +47,26 @@ def tool(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=timeout)
 
 
+PASSWORD = "it's a $ecret, \"quoted\""
+PASSWORD_FILE = Path(tempfile.mkdtemp(prefix="ct-test-")) / "admin-password"
+PASSWORD_FILE.write_text(PASSWORD + "\n")
+LLM_MODEL = "standin-llm:1b"
+
+
 def up_args(dns_port: int, udp: str, *extra: str) -> list[str]:
     return [
         "up", "--cpu", "--livekit", "--garage", "--tunnels", f"{TCP_HOST}:{TCP_PUBLIC},{udp}",
+        "--ollama-cpu", "--llm-model", LLM_MODEL, "--password-file", str(PASSWORD_FILE),
         "--dns-server", f"127.0.0.1:{dns_port}", "--profiles-dir", str(TEST_PROFILES),
         "--project-name", PROJECT, "--publish-ip", "127.0.0.1", "--wait-timeout", "120", *extra,
     ]
 
 
 HATCHET_CLIENTS = ("server", "worker", "hatchet-worker-llm", "hatchet-worker-cpu")
-ALL_SERVICES = {"server", "worker", "beat", "web", "redis", "postgres", "cpu", "livekit-server",
-                "livekit-egress", "garage", "caddy", "hatchet", "hatchet-worker-llm", "hatchet-worker-cpu"}
+ALL_SERVICES = {"server", "worker", "beat", "web", "redis", "postgres", "livekit-server",
+                "livekit-egress", "garage", "caddy", "hatchet", "hatchet-worker-llm", "hatchet-worker-cpu",
+                "ollama-cpu"}
+STEP_ACTION = re.compile(r"^(garage|hatchet database|hatchet token|ollama model): (?!starting )", re.MULTILINE)
 
 
 def secrets_of(project: Path) -> dict:
@@ -147,7 +158,11 @@ def test_up_reports_what_the_user_needs(stack):
     assert "Hatchet dashboard:  http://localhost:8888 on this machine only" in out
     assert "ssh -L 8888:127.0.0.1:8888" in out
     assert re.search(r"ready in [\d.]+s \(garage [\d.]+s, hatchet database [\d.]+s, "
-                     r"hatchet token [\d.]+s, stack [\d.]+s\)", out), out
+                     r"hatchet token [\d.]+s, stack [\d.]+s, ollama model [\d.]+s\)", out), out
+    # The LLM's model is pulled once the app is up (it takes minutes), its progress shown.
+    assert out.index(f"starting {PROJECT}: base") < out.index(f"ollama model: model {LLM_MODEL} pulled")
+    assert re.search(r"^  pulling [0-9a-f]{12}\.\.\. +\d+%", out, re.MULTILINE), out
+    assert PASSWORD not in out + result.stderr
 
 
 def test_web_and_api_answer_through_the_tcp_tunnel_and_real_caddy(stack):
@@ -206,8 +221,7 @@ def test_second_up_replays_and_changes_nothing(stack):
     assert "replaying saved configuration" in again.stdout
     assert "bootstrap: everything already in place" in again.stdout
     # Each bootstrap looked and found its work done: no step did anything.
-    assert not re.search(r"^(garage|hatchet database|hatchet token): (?!starting )", again.stdout,
-                         re.MULTILINE), again.stdout
+    assert not STEP_ACTION.search(again.stdout), again.stdout
     assert containers() == before
     assert secrets_of(project)["hatchet_token"] == token
 
@@ -228,6 +242,28 @@ def test_the_hatchet_token_is_in_every_clients_environment_and_never_printed(sta
     assert (project / ".compose-tunnel" / "secrets.toml").stat().st_mode & 0o777 == 0o600
     shown = tool("config", "show", cwd=project).stdout
     assert "hatchet_token" in shown and token not in shown
+
+
+def test_password_auth_and_the_local_llm_reach_the_containers(stack):
+    server = container_env("server")
+    assert server["AUTH_BACKEND"] == "password" and server["PUBLIC_MODE"] == "false"
+    assert server["ADMIN_EMAIL"] == "admin@localhost"
+    header, salt, digest = server["ADMIN_PASSWORD_HASH"].split("$")  # `$$` in the file, `$` here
+    assert header == "pbkdf2:sha256:100000"
+    assert digest == hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), salt.encode(), 100000).hex()
+    web = container_env("web")
+    assert web["FEATURE_REQUIRE_LOGIN"] == "true" and web["AUTH_PROVIDER"] == "credentials"
+    assert web["FEATURE_ROOMS"] == "true" and web["NODE_TLS_REJECT_UNAUTHORIZED"] == "0"
+    assert server["LLM_URL"] == "http://ollama-cpu:11435/v1" and server["LLM_MODEL"] == LLM_MODEL
+    assert server["UI_BASE_URL"] == f"https://{TCP_HOST}:{TCP_PUBLIC}"
+    assert server["TRANSCRIPT_BACKEND"] == "whisper" and server["TRANSCRIPT_FILE_TIMEOUT"] == "3600"
+    listed = subprocess.run(["docker", "exec", f"{PROJECT}-ollama-cpu-1", "ollama", "list"],
+                            capture_output=True, text=True, check=True).stdout
+    assert LLM_MODEL in listed
+    # The server reaches the LLM by the name in LLM_URL.
+    tags = subprocess.run(["docker", "exec", f"{PROJECT}-server-1", "wget", "-qO-",
+                           "http://ollama-cpu:11435/api/tags"], capture_output=True, text=True, check=True)
+    assert LLM_MODEL in tags.stdout
 
 
 def test_real_postgres_has_the_hatchet_database_and_200_connections(stack):
