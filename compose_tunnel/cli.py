@@ -97,6 +97,9 @@ CONFIG_OPTIONS = [
     opt("--hosted-api-key", metavar="KEY", help="API key of the --hosted GPU service."),
     opt("--hf-token", metavar="TOKEN", help="HuggingFace token for pyannote's gated models (diarization)."),
     opt("--llm-api-key", metavar="KEY", help="API key of --llm-url."),
+    opt("--adopt", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+        help="Take over an install made by Reflector's setup-selfhosted.sh in the clone DIR: its "
+             "project, database password, keys and token (so its data keeps working)."),
 ]
 CONFIG_PARAMS = [*map(_flag_param, FLAG_PROFILES), "hosted_url", *BACKEND_CHOICES, "gpu_image",
                  "reflector_source", "llm_url", "llm_model", "admin_email", "lan_ip", "ip", "domain",
@@ -168,6 +171,13 @@ def collect_secrets(params: dict[str, Any]) -> dict[str, str]:
     return secrets
 
 
+def report_adopted(prepared: workflows.Prepared) -> None:
+    install = prepared.adopted
+    if install is not None:
+        click.echo(f"adopted {install.directory} as project {prepared.settings.project_name!r}: "
+                   + ", ".join(install.found))
+
+
 def report_settings(prepared: workflows.Prepared) -> None:
     if prepared.replayed:
         args = " ".join(prepared.settings.to_args()) or "(defaults)"
@@ -204,7 +214,8 @@ def generate(ctx: click.Context, workdir: Path, **params: Any) -> None:
     """
     workspace = Workspace(workdir)
     prepared, changed = workflows.generate(workspace, collect_options(ctx, params),
-                                           collect_secrets(params))
+                                           collect_secrets(params), params["adopt"])
+    report_adopted(prepared)
     report_settings(prepared)
     click.echo(f"profiles: {', '.join(prepared.plan.names)}")
     click.echo(f"wrote {len(changed)} changed file(s) in {workdir}" + (
@@ -316,16 +327,17 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
     workspace = Workspace(workdir)
     options, secret_options = collect_options(ctx, params), collect_secrets(params)
     if dry_run:
-        prepared = workflows.prepare(workspace, options, secret_options)
+        prepared = workflows.prepare(workspace, options, secret_options, params["adopt"])
         report_settings(prepared)
         changes = workspace.changes(prepared.files)
         click.echo(f"would write in {workdir}: " + (", ".join(sorted(changes)) or "nothing (up to date)"))
         for line in workflows.up_steps(workspace, prepared, build=build, pull=pull):
             click.echo(line)
         return
-    result = start(lambda: workflows.up(workspace, options, secret_options, say=click.echo, build=build,
-                                        pull=pull,
+    result = start(lambda: workflows.up(workspace, options, secret_options, adopt=params["adopt"],
+                                        say=click.echo, build=build, pull=pull,
                                         wait_seconds=wait_timeout))
+    report_adopted(result.prepared)
     report_settings(result.prepared)
     print_access(result)
 

@@ -184,6 +184,19 @@ class Stack:
                 f"docker compose down failed: {last_line(error.stderr) or 'see its output above'}"
             ) from None
 
+    def volume_created(self, volume: str) -> str | None:
+        """When the project's named volume was created (Docker's CreatedAt), or None if absent."""
+        from python_on_whales.exceptions import DockerException
+        from python_on_whales.utils import run
+
+        name = f"{self.project_name}_{volume}"
+        command = self.client.client_config.docker_cmd + ["volume", "inspect", "--format",
+                                                          "{{.CreatedAt}}", name]
+        try:
+            return (run(command) or "").strip() or None
+        except DockerException:
+            return None
+
     def states(self, services: list[str] | None = None) -> list[ServiceState]:
         # One `compose ps` call: python-on-whales' Container objects inspect one by one.
         from python_on_whales.utils import run

@@ -22,6 +22,7 @@ from .state import Secrets
 from .workspace import FileContent, Workspace
 
 if TYPE_CHECKING:
+    from .adopt import Install
     from .stack import Stack
 
 Say = Callable[[str], None]
@@ -34,6 +35,8 @@ class Prepared:
     plan: Plan
     secrets: Secrets
     files: dict[str, FileContent]
+    new_password: bool = False  # the database password was made now (no workdir had one)
+    adopted: "Install | None" = None
 
 
 def choose_settings(workspace: Workspace, options: Mapping[str, Any] | None,
@@ -73,18 +76,32 @@ def apply_secret_options(secrets: Secrets, secret_options: Mapping[str, str] | N
 
 
 def prepare(workspace: Workspace, options: Mapping[str, Any] | None,
-            secret_options: Mapping[str, str] | None = None) -> Prepared:
-    """Everything up to rendered content in memory: validation, DNS, rendering. Writes nothing."""
+            secret_options: Mapping[str, str] | None = None, adopt: Path | None = None) -> Prepared:
+    """Everything up to rendered content in memory: validation, DNS, rendering. Writes nothing.
+
+    With `adopt`, an upstream install's credentials and keys replace the stored ones, and its
+    settings (project name, auth, LLM) are the base the given options change."""
     from .reflector import needs_hf_token
 
+    install = None
+    if adopt is not None:
+        from .adopt import read_install
+
+        install = read_install(adopt)
+        options = {"project_name": install.project_name, **install.options, **(options or {})}
     settings, replayed = choose_settings(workspace, options, secret_options)
     plan = make_plan(settings, load_catalog(settings.profiles_dirs))
-    secrets = state.load_secrets(workspace).ensure()
+    secrets = state.load_secrets(workspace)
+    new_password = "postgres_password" not in secrets.values
+    if install is not None:
+        secrets.values.update(install.secrets)
+    secrets.ensure()
     apply_secret_options(secrets, secret_options, settings)
     if needs_hf_token(plan) and not secrets.get("hf_token"):
         plan = replace(plan, warnings=plan.warnings + (
             "no HuggingFace token: diarization falls back to a public model (--hf-token TOKEN)",))
-    return Prepared(settings, replayed, plan, secrets, render(workspace, plan, secrets))
+    return Prepared(settings, replayed, plan, secrets, render(workspace, plan, secrets),
+                    new_password and install is None, install)
 
 
 def render(workspace: Workspace, plan: Plan, secrets: Secrets) -> dict[str, FileContent]:
@@ -101,9 +118,10 @@ def write(workspace: Workspace, prepared: Prepared, *, save_settings: bool) -> l
 
 
 def generate(workspace: Workspace, options: Mapping[str, Any] | None,
-             secret_options: Mapping[str, str] | None = None) -> tuple[Prepared, list[str]]:
+             secret_options: Mapping[str, str] | None = None,
+             adopt: Path | None = None) -> tuple[Prepared, list[str]]:
     """Render every file into the workdir and remember the settings; start nothing."""
-    prepared = prepare(workspace, options, secret_options)
+    prepared = prepare(workspace, options, secret_options, adopt)
     return prepared, write(workspace, prepared, save_settings=True)
 
 
@@ -156,14 +174,15 @@ def up(
     options: Mapping[str, Any] | None,
     secret_options: Mapping[str, str] | None = None,
     *,
+    adopt: Path | None = None,
     say: Say,
     build: bool = False,
     pull: str | None = None,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
 ) -> UpResult:
     """Generate, bootstrap (Garage, Hatchet), start the stack, wait until it is ready, save settings."""
-    return up_prepared(workspace, prepare(workspace, options, secret_options), say=say, build=build,
-                       pull=pull, wait_seconds=wait_seconds)
+    return up_prepared(workspace, prepare(workspace, options, secret_options, adopt), say=say,
+                       build=build, pull=pull, wait_seconds=wait_seconds)
 
 
 def up_prepared(
@@ -182,6 +201,7 @@ def up_prepared(
     stack = stack_for(workspace, settings.project_name)
     stack.check(compose_version_needed(prepared.files[COMPOSE].text))
     previous = state.load_applied(workspace)
+    check_postgres_volume(stack, prepared, previous)
     changed = write(workspace, prepared, save_settings=False)
     if previous and previous.project_name != settings.project_name:
         say(f"stopping the previous project {previous.project_name!r}")
@@ -214,6 +234,24 @@ def up_prepared(
     run_bootstraps(stack, [s for s in steps if not s.before_stack], prepared, say, timeline, actions,
                    build=build, pull=pull, wait_seconds=wait_seconds)
     return UpResult(prepared, changed, timeline, actions)
+
+
+def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.Applied | None") -> None:
+    """Refuse, before anything is written or started, to start the project's Postgres on a
+    volume initialised with credentials compose-tunnel does not have (an upstream install).
+
+    The volume is this workdir's when this workdir started this project before, with the
+    password it still holds (Docker keeps no trustworthy identity of a volume: its CreatedAt
+    moves as containers mount it)."""
+    from .adopt import POSTGRES_VOLUME, foreign_volume_error
+
+    if prepared.adopted is not None:
+        return
+    if previous is not None and previous.project_name == stack.project_name and not prepared.new_password:
+        return
+    created = stack.volume_created(POSTGRES_VOLUME)
+    if created is not None:
+        raise foreign_volume_error(stack.project_name, f"{stack.project_name}_{POSTGRES_VOLUME}", created)
 
 
 def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,

@@ -29,6 +29,9 @@ import dns.message
 import dns.query
 import pytest
 
+from compose_tunnel.plan import MEDIA_RANGE
+from compose_tunnel.reflector import WEBRTC_PORT_RANGE
+
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 
@@ -107,12 +110,23 @@ def dnsmasq() -> Iterator[Callable[..., DnsServer]]:
         yield lambda **records: stack.enter_context(running_dnsmasq(**records))
 
 
+# Ranges the stack publishes on every address (the server's WebRTC, LiveKit's media): a test
+# server there would keep the stack from starting.
+STACK_RANGES = (WEBRTC_PORT_RANGE, MEDIA_RANGE)
+
+
+def in_stack_ranges(port: int) -> bool:
+    return any(low <= port <= high for low, high in STACK_RANGES)
+
+
 def free_port() -> int:
     """A loopback port free for both UDP and TCP right now (dnsmasq binds both)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind((HOST, 0))
             port = udp.getsockname()[1]
+            if in_stack_ranges(port):
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
                 try:
                     tcp.bind((HOST, port))

@@ -24,10 +24,15 @@ BUFFER = 65536
 
 def free_port(host: str = "127.0.0.1", udp: bool = False) -> int:
     """A port the kernel says is free right now on host (TCP by default)."""
+    from dns_server import in_stack_ranges
+
     kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    while True:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+        if not in_stack_ranges(port):
+            return port
 
 
 def _check_loopback(addresses: Iterable[tuple[str, int]]) -> None:
