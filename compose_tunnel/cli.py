@@ -186,8 +186,18 @@ def report_settings(prepared: workflows.Prepared) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+def show_version(ctx: click.Context) -> None:
+    from .validate import schema_version
+
+    click.echo(f"compose-tunnel {__version__}")
+    click.echo(schema_version())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="compose-tunnel")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _param, value: show_version(ctx) if value else None,
+              help="Show the version and the Compose schema it validates with, then exit.")
 def cli() -> None:
     """Self-host the Reflector stack behind NAT through a TCP and a UDP tunnel.
 

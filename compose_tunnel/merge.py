@@ -48,10 +48,11 @@ import os
 import re
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path as Path_
 from typing import Any
 
 from .errors import UserError
-from .yamlio import Override, Reset, load_compose_file
+from .yamlio import Override, Reset, load_compose_text, read_compose_text
 
 Path = tuple  # of mapping keys (str) and sequence indexes (int)
 
@@ -60,9 +61,39 @@ TOP_LEVEL_KEYS = (
 )  # fmt: skip
 
 
-def merge_files(paths: list[str | os.PathLike]) -> dict:
-    """Load and merge compose files; the first is the base, the others overlay it in order."""
-    return merge_documents([load_compose_file(p) for p in paths], [os.fspath(p) for p in paths])
+def merge_files(paths: list[str | os.PathLike],
+                trusted: Callable[[Path_], bool] = lambda path: False) -> dict:
+    """Load, validate and merge compose files; the first is the base, the others overlay it.
+
+    Each file is checked against the Compose schema, as Compose checks each file before
+    merging, except the `trusted` ones (the built-in profiles: the tests validate those); the
+    result with the checks Compose makes on a project (references to undefined things)."""
+    from .validate import check_file, check_merged, check_project
+
+    docs, checked = [], []
+    for path in paths:
+        text = read_compose_text(path)
+        doc = load_compose_text(text, os.fspath(path))
+        if not trusted(Path_(path)):
+            check_file(plain(doc), text, os.fspath(path))
+            checked.append((os.fspath(path), text, plain(doc)))
+        docs.append(doc)
+    merged = merge_documents(docs, [os.fspath(p) for p in paths])
+    if checked:
+        check_merged(merged, checked)
+    check_project(merged, " + ".join(os.path.basename(p) for p in paths))
+    return merged
+
+
+def plain(value: Any) -> Any:
+    """A loaded document as Compose validates it: `!reset` entries gone, `!override` unwrapped."""
+    if isinstance(value, Override):
+        return plain(value.value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if not isinstance(v, Reset)}
+    if isinstance(value, list):
+        return [plain(v) for v in value if not isinstance(v, Reset)]
+    return value
 
 
 def merge_documents(docs: list[dict], sources: list[str] | None = None) -> dict:
@@ -271,7 +302,8 @@ def _apply_extends(doc: dict, tagged: list[Path], source: str) -> None:
         if ref not in services or not isinstance(services[ref], dict):
             raise UserError(f"{source}: cannot extend service {name!r}: service {ref!r} not found")
         if name in resolving:
-            raise UserError(f"{source}: services.{name}: circular extends via {' -> '.join(resolving)}")
+            raise UserError(f"{source}: services.{name}: Circular reference in extends: "
+                            f"{' -> '.join([*resolving, name])}")
         resolving.append(name)
         base = {"services": {name: copy.deepcopy(resolve(ref))}}
         resolving.pop()

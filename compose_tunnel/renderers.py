@@ -80,7 +80,10 @@ def _digest(content: FileContent) -> str:
 
 
 def render_compose(plan: Plan) -> str:
-    merged = merge_files(plan.overlay_files)
+    from .profiles import builtin_dir
+
+    builtin = builtin_dir().resolve()
+    merged = merge_files(plan.overlay_files, trusted=lambda path: path.resolve().parent == builtin)
     return f"# {HEADER}\n# Profiles: {', '.join(plan.names)}\n" + dump_compose_yaml(merged)
 
 

@@ -345,16 +345,72 @@ def _detach_resets_from_aliases(root: Node) -> None:
     visit(root)
 
 
+MAX_TEXT_BYTES = 8 << 20  # a compose file this big is a mistake, not a stack
+MAX_EXPANDED_NODES = 1_000_000  # nodes once every alias is expanded: a YAML alias bomb's bound
+MAX_DEPTH = 200
+
+
+def _check_expansion(root: Node, source: str) -> None:
+    """Refuse a document whose aliases expand beyond bounds (billion laughs), before anything
+    expands them: sizes are counted once per node, so this takes time linear in the text."""
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if done:
+            on_path.discard(id(node))
+            children = _children(node)
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_EXPANDED_NODES + 1)
+            depths[id(node)] = 1 + max((depths[id(c)] for c in children), default=0)
+            if sizes[id(node)] > MAX_EXPANDED_NODES:
+                raise UserError(f"{source}: line {node.start_mark.line + 1}: YAML aliases expand to "
+                                f"more than {MAX_EXPANDED_NODES:,} nodes (an alias bomb?)")
+            if depths[id(node)] > MAX_DEPTH:
+                raise UserError(f"{source}: line {node.start_mark.line + 1}: YAML nested deeper "
+                                f"than {MAX_DEPTH} levels")
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in on_path:
+            raise UserError(f"{source}: line {node.start_mark.line + 1}: YAML alias cycle detected "
+                            "(an alias inside the node it refers to)")
+        on_path.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def compose_node(text: str) -> Node | None:
+    """The YAML node graph of a document (marks give lines and columns), or None if empty."""
+    loader = _GoLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def load_compose_text(text: str, source: str = "<string>") -> dict:
     """Parse one compose document as Compose sees it; UserError names source and line.
 
     An empty document is an empty mapping, as Compose treats it.
     """
+    if len(text) > MAX_TEXT_BYTES:
+        raise UserError(f"{source}: larger than {MAX_TEXT_BYTES >> 20} MiB: not a compose file")
     loader = _GoLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return {}  # Compose accepts an empty (or comment-only) file as an empty overlay
+        _check_expansion(root, source)
         _check_keys(root, source)
         _detach_resets_from_aliases(root)
         data = loader.construct_document(root)
@@ -374,14 +430,17 @@ def load_compose_text(text: str, source: str = "<string>") -> dict:
     return data
 
 
-def load_compose_file(path: str | os.PathLike) -> dict:
-    """Read and parse a compose file; UserError if unreadable or not a mapping."""
+def read_compose_text(path: str | os.PathLike) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            return handle.read(MAX_TEXT_BYTES + 1)
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{os.fspath(path)}: cannot read: {exc}") from None
-    return load_compose_text(text, os.fspath(path))
+
+
+def load_compose_file(path: str | os.PathLike) -> dict:
+    """Read and parse a compose file; UserError if unreadable or not a mapping."""
+    return load_compose_text(read_compose_text(path), os.fspath(path))
 
 
 # --- dumping ------------------------------------------------------------------
