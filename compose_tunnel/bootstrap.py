@@ -56,6 +56,9 @@ class Step:
     # Whether the stack waits for it. A step nothing consumes at start (the LLM's model, which
     # takes minutes) runs once the stack is up, so the app is usable meanwhile.
     before_stack: bool = True
+    # Whether its services may only start after the steps before it ran (Hatchet needs its
+    # database). The others' services all start at once, at the beginning.
+    after_previous: bool = False
 
 
 def steps_for(plan: "Plan", say: Callable[[str], None] | None = None) -> list[Step]:

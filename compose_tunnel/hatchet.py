@@ -157,5 +157,6 @@ STEPS = (
         run=run_token_step,
         describe="create a Hatchet client token for the default tenant (HATCHET_CLIENT_TOKEN in server.env)",
         owns=(TOKEN_SECRET,),
+        after_previous=True,  # Hatchet exits when its database is missing
     ),
 )

@@ -68,7 +68,7 @@ def merge_files(paths: list[str | os.PathLike],
     Each file is checked against the Compose schema, as Compose checks each file before
     merging, except the `trusted` ones (the built-in profiles: the tests validate those); the
     result with the checks Compose makes on a project (references to undefined things)."""
-    from .validate import check_file, check_merged, check_project
+    from .validate import check_file, check_includes, check_merged, check_project
 
     docs, checked = [], []
     for path in paths:
@@ -77,6 +77,8 @@ def merge_files(paths: list[str | os.PathLike],
         if not trusted(Path_(path)):
             check_file(plain(doc), text, os.fspath(path))
             checked.append((os.fspath(path), text, plain(doc)))
+        if doc.get("include"):
+            check_includes(plain(doc), os.fspath(path))
         docs.append(doc)
     merged = merge_documents(docs, [os.fspath(p) for p in paths])
     if checked:

@@ -375,3 +375,29 @@ def _check_external(kind: str, name: str, definition: Any, source: str) -> None:
         if key in definition:
             raise UserError(f"{source}: conflicting parameters \"external\" and \"{key}\" specified "
                             f"for {kind} \"{name}\"", hint=f"an external {kind} is made elsewhere")
+
+
+RESOURCE_KINDS = ("services", "networks", "volumes", "secrets", "configs")
+
+
+def check_includes(doc: dict, source: str) -> None:
+    """A file may not define what it includes (Compose: "conflicts with imported resource").
+
+    Paths are relative to the including file, as Compose resolves them; an overlay given after
+    it may still override an included resource (it is merged later)."""
+    from .yamlio import load_compose_file
+
+    base = Path(source).parent
+    imported: dict[str, set] = {kind: set() for kind in RESOURCE_KINDS}
+    for entry in doc.get("include") or []:
+        paths = entry.get("path") if isinstance(entry, dict) else entry
+        for path in paths if isinstance(paths, list) else [paths]:
+            if not isinstance(path, str) or "$" in path:
+                continue
+            included = load_compose_file(base / path)
+            for kind in RESOURCE_KINDS:
+                imported[kind] |= set(included.get(kind) or {})
+    for kind in RESOURCE_KINDS:
+        for name in sorted(set(doc.get(kind) or {}) & imported[kind]):
+            raise UserError(f"{source}: {kind}.{name} conflicts with imported resource",
+                            hint="rename it, or change it in the included file")

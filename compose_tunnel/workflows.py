@@ -217,8 +217,16 @@ def up_prepared(
     steps = steps_for(prepared.plan, lambda line: say(f"  {line}"))
     timeline: list[tuple[str, float]] = []
     actions: list[str] = []
-    run_bootstraps(stack, [s for s in steps if s.before_stack], prepared, say, timeline, actions,
-                   build=build, pull=pull, wait_seconds=wait_seconds)
+    before = [s for s in steps if s.before_stack]
+    # The services of the steps that need nothing from one another start together.
+    early = list(dict.fromkeys(svc for s in before if not s.after_previous for svc in s.services))
+    if early:
+        started = time.monotonic()
+        say(f"starting {', '.join(early)}")
+        stack.up(build=build, pull=pull, services=early)
+        timeline.append(("start", time.monotonic() - started))
+    run_bootstraps(stack, before, prepared, say, timeline, actions, build=build, pull=pull,
+                   wait_seconds=wait_seconds, started=set(early))
     prepared.files = render(workspace, prepared.plan, prepared.secrets)
     written = write(workspace, prepared, save_settings=False)
     if written:
@@ -232,7 +240,7 @@ def up_prepared(
     timeline.append(("stack", time.monotonic() - started))
     workspace.write({state.CONFIG: state.settings_file(settings)})
     run_bootstraps(stack, [s for s in steps if not s.before_stack], prepared, say, timeline, actions,
-                   build=build, pull=pull, wait_seconds=wait_seconds)
+                   build=build, pull=pull, wait_seconds=wait_seconds, started=set())
     return UpResult(prepared, changed, timeline, actions)
 
 
@@ -256,16 +264,17 @@ def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.A
 
 def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
                    timeline: list[tuple[str, float]], actions: list[str], *,
-                   build: bool, pull: str | None, wait_seconds: float) -> None:
-    """Each step: start its services, wait for them, run it; what it stores goes into the
-    secrets, which the caller renders into the env files before any consumer starts."""
+                   build: bool, pull: str | None, wait_seconds: float, started: set[str]) -> None:
+    """Each step: start its services (unless `started` already), wait for them, run it; what it
+    stores goes into the secrets, which the caller renders before any consumer starts."""
     from .bootstrap import BootstrapError
     from .stack import StartFailed
 
     for step in steps:
-        started = time.monotonic()
-        say(f"{step.name}: starting {', '.join(step.services)}")
-        stack.up(build=build, pull=pull, services=list(step.services))
+        begun = time.monotonic()
+        if not set(step.services) <= started:
+            say(f"{step.name}: starting {', '.join(step.services)}")
+            stack.up(build=build, pull=pull, services=list(step.services))
         stack.wait_until_ready(wait_seconds, say, services=list(step.services),
                                label=f"{step.name} bootstrap: {', '.join(step.services)}")
         try:
@@ -276,7 +285,7 @@ def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
         for action in done:
             say(f"{step.name}: {action}")
         actions += [f"{step.name}: {action}" for action in done]
-        timeline.append((step.name, time.monotonic() - started))
+        timeline.append((step.name, time.monotonic() - begun))
 
 
 def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
@@ -286,13 +295,16 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
 
     stack = stack_for(workspace, prepared.settings.project_name)
     steps = steps_for(prepared.plan)
-    lines = []
+    early = list(dict.fromkeys(svc for s in steps if s.before_stack and not s.after_previous
+                               for svc in s.services))
+    lines = ["would run: " + stack.up_command_line(build=build, pull=pull, services=early)] if early else []
     for phase in (True, False):
         if not phase:
             lines.append("would run: " + stack.up_command_line(build=build, pull=pull))
         for step in (s for s in steps if s.before_stack == phase):
-            services = list(step.services)
-            lines.append("would run: " + stack.up_command_line(build=build, pull=pull, services=services))
+            if not set(step.services) <= set(early) or not phase:
+                services = list(step.services)
+                lines.append("would run: " + stack.up_command_line(build=build, pull=pull, services=services))
             lines.append(f"would {step.describe}")
     return lines
 

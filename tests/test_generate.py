@@ -274,15 +274,15 @@ def test_up_dry_run_prints_files_and_the_compose_command_and_changes_nothing(pro
                   f"--file {work}/compose.yml --env-file {work}/.env up --detach --remove-orphans "
                   "--build --pull never")
     lines = result.stdout.splitlines()
-    # Garage, then Postgres (Hatchet's database), then Hatchet (its token) start and are
-    # bootstrapped before the services that use their results start, all together, last.
-    garage_first = lines.index(compose_up + " garage")
-    assert lines[garage_first + 1].startswith("would bootstrap Garage")
-    assert lines[garage_first + 2] == compose_up + " postgres"
-    assert lines[garage_first + 3] == "would create the hatchet database in Postgres if it is missing"
-    assert lines[garage_first + 4] == compose_up + " hatchet"
-    assert lines[garage_first + 5].startswith("would create a Hatchet client token")
-    assert lines[garage_first + 6] == compose_up
+    # Garage and Postgres start together and are bootstrapped (Garage's key, Hatchet's
+    # database), then Hatchet (its token), before the services that use their results start,
+    # all together, last.
+    first = lines.index(compose_up + " garage postgres")
+    assert lines[first + 1].startswith("would bootstrap Garage")
+    assert lines[first + 2] == "would create the hatchet database in Postgres if it is missing"
+    assert lines[first + 3] == compose_up + " hatchet"
+    assert lines[first + 4].startswith("would create a Hatchet client token")
+    assert lines[first + 5] == compose_up
     assert not (project / ".compose-tunnel").exists()
 
 

@@ -157,7 +157,7 @@ def test_up_reports_what_the_user_needs(stack):
         assert f"Container {PROJECT}-{service}-1  Recreate" not in output, service
     assert "Hatchet dashboard:  http://localhost:8888 on this machine only" in out
     assert "ssh -L 8888:127.0.0.1:8888" in out
-    assert re.search(r"ready in [\d.]+s \(garage [\d.]+s, hatchet database [\d.]+s, "
+    assert re.search(r"ready in [\d.]+s \(start [\d.]+s, garage [\d.]+s, hatchet database [\d.]+s, "
                      r"hatchet token [\d.]+s, stack [\d.]+s, ollama model [\d.]+s\)", out), out
     # The LLM's model is pulled once the app is up (it takes minutes), its progress shown.
     assert out.index(f"starting {PROJECT}: base") < out.index(f"ollama model: model {LLM_MODEL} pulled")
