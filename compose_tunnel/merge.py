@@ -70,20 +70,21 @@ def merge_files(paths: list[str | os.PathLike],
     result with the checks Compose makes on a project (references to undefined things)."""
     from .validate import check_file, check_includes, check_merged, check_project
 
-    docs, checked = [], []
+    docs, files, checked = [], [], False
     for path in paths:
         text = read_compose_text(path)
         doc = load_compose_text(text, os.fspath(path))
+        files.append((os.fspath(path), text, plain(doc)))
         if not trusted(Path_(path)):
-            check_file(plain(doc), text, os.fspath(path))
-            checked.append((os.fspath(path), text, plain(doc)))
+            check_file(files[-1][2], text, os.fspath(path))
+            checked = True
         if doc.get("include"):
-            check_includes(plain(doc), os.fspath(path))
+            check_includes(files[-1][2], os.fspath(path))
         docs.append(doc)
     merged = merge_documents(docs, [os.fspath(p) for p in paths])
     if checked:
-        check_merged(merged, checked)
-    check_project(merged, " + ".join(os.path.basename(p) for p in paths))
+        check_merged(merged, files)
+    check_project(merged, files)
     return merged
 
 

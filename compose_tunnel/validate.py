@@ -283,8 +283,31 @@ def _mapping_entry(node, key):
 
 # --- the merged project: what Compose checks on a project ---------------------------------
 
-def check_project(doc: dict, source: str) -> None:
-    """UserError for references Compose refuses in a (merged) project, in Compose's words.
+class ProjectError(UserError):
+    """A project-level refusal, with the path in the merged project it is about."""
+
+    def __init__(self, path: list, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.path = path
+
+
+def check_project(doc: dict, files: list[tuple[str, str, dict]]) -> None:
+    """UserError for references Compose refuses in a merged project, in Compose's words,
+    located in the last input file (source, text, document) that sets what is refused."""
+    try:
+        _check_references(doc)
+    except ProjectError as error:
+        located = f"{' + '.join(Path(source).name for source, _, _ in files)}: "
+        for source, text, part in reversed(files):
+            if _has_path(part, error.path):
+                line, column = position(text, error.path)
+                located = f"{source}:{line}:{column}: "
+                break
+        raise UserError(located + error.message, error.hint) from None
+
+
+def _check_references(doc: dict) -> None:
+    """ProjectError for the first reference Compose refuses.
 
     A project that includes other files is checked by Compose with them: here, where `include`
     stays unresolved, its references are not checked."""
@@ -294,47 +317,49 @@ def check_project(doc: dict, source: str) -> None:
     resources = {kind: set((doc.get(kind) or {})) for kind in ("networks", "volumes", "secrets", "configs")}
     for kind in ("networks", "volumes", "secrets", "configs"):
         for name, definition in (doc.get(kind) or {}).items():
-            _check_external(kind[:-1], name, definition, source)
+            _check_external(kind, name, definition)
     for name, service in services.items():
         if not isinstance(service, dict):
             continue
+        at = ["services", name]
         for other in _depends_on(service):
             if other not in services:
-                raise UserError(f'{source}: service "{name}" depends on undefined service "{other}"',
-                                hint="define it, or remove it from depends_on")
+                raise ProjectError([*at, "depends_on"],
+                                   f'service "{name}" depends on undefined service "{other}"',
+                                   hint="define it, or remove it from depends_on")
         for link in service.get("links") or []:
             other = str(link).split(":")[0]
             if other not in services:
-                raise UserError(f"{source}: service {name!r} links to undefined service {other!r}")
+                raise ProjectError([*at, "links"], f'service "{name}" links to undefined service "{other}"')
         mode = service.get("network_mode")
         if isinstance(mode, str) and mode.startswith("service:") and mode[8:] not in services:
-            raise UserError(f"{source}: service {name!r} uses network_mode of undefined service "
-                            f"{mode[8:]!r}")
+            raise ProjectError([*at, "network_mode"],
+                               f'service "{name}" uses the network of undefined service "{mode[8:]}"')
         if mode is not None and service.get("networks"):
-            raise UserError(f"{source}: service {name} declares mutually exclusive `network_mode` "
-                            "and `networks`", hint="keep one of them")
+            raise ProjectError([*at, "networks"], f"service {name} declares mutually exclusive "
+                               "`network_mode` and `networks`", hint="keep one of them")
         for entry in service.get("volumes_from") or []:
             text = str(entry)
             if not text.startswith("container:"):
                 other = text.removeprefix("service:").split(":")[0]
                 if other not in services:
-                    raise UserError(f"{source}: service {name!r} takes volumes from undefined "
-                                    f"service {other!r}")
+                    raise ProjectError([*at, "volumes_from"],
+                                       f'service "{name}" takes volumes from undefined service "{other}"')
         for network in _names(service.get("networks")):
             if network != "default" and network not in resources["networks"]:
-                raise UserError(f'{source}: service "{name}" refers to undefined network {network}',
-                                hint="declare it under the top-level networks")
+                raise ProjectError([*at, "networks"], f'service "{name}" refers to undefined network {network}',
+                                   hint="declare it under the top-level networks")
         for volume in service.get("volumes") or []:
             named = _named_volume(volume)
             if named and named not in resources["volumes"]:
-                raise UserError(f'{source}: service "{name}" refers to undefined volume {named}',
-                                hint="declare it under the top-level volumes")
+                raise ProjectError([*at, "volumes"], f'service "{name}" refers to undefined volume {named}',
+                                   hint="declare it under the top-level volumes")
         for kind in ("secrets", "configs"):
             for entry in service.get(kind) or []:
                 ref = entry.get("source") if isinstance(entry, dict) else entry
                 if ref is not None and str(ref) not in resources[kind]:
-                    raise UserError(f'{source}: service "{name}" refers to undefined {kind[:-1]} {ref}',
-                                    hint=f"declare it under the top-level {kind}")
+                    raise ProjectError([*at, kind], f'service "{name}" refers to undefined {kind[:-1]} {ref}',
+                                       hint=f"declare it under the top-level {kind}")
 
 
 def _depends_on(service: dict) -> list[str]:
@@ -368,13 +393,13 @@ def _named_volume(entry: Any) -> str | None:
     return source
 
 
-def _check_external(kind: str, name: str, definition: Any, source: str) -> None:
-    if kind not in ("network", "volume") or not isinstance(definition, dict) or not definition.get("external"):
+def _check_external(kind: str, name: str, definition: Any) -> None:
+    if kind not in ("networks", "volumes") or not isinstance(definition, dict) or not definition.get("external"):
         return
     for key in ("driver", "driver_opts"):
         if key in definition:
-            raise UserError(f"{source}: conflicting parameters \"external\" and \"{key}\" specified "
-                            f"for {kind} \"{name}\"", hint=f"an external {kind} is made elsewhere")
+            raise ProjectError([kind, name, key], f"{kind}.{name}: conflicting parameters \"external\" "
+                               f"and \"{key}\" specified", hint=f"an external {kind[:-1]} is made elsewhere")
 
 
 RESOURCE_KINDS = ("services", "networks", "volumes", "secrets", "configs")

@@ -68,13 +68,13 @@ def test_merge_rejects_what_compose_rejects_with_the_position_in_the_right_file(
     assert not (tmp_path / "out.yml").exists()
 
 
-def test_a_reference_broken_by_a_later_overlay_names_both_files(tmp_path):
+def test_a_reference_broken_by_a_later_overlay_points_at_the_reference(tmp_path):
     (tmp_path / "a.yml").write_text("services:\n  web:\n    image: nginx\n    depends_on: [db]\n"
                                     "  db:\n    image: postgres\n")
     (tmp_path / "b.yml").write_text("services:\n  db: !reset null\n")
     result = run("merge", "a.yml", "b.yml", cwd=tmp_path)
     assert result.returncode == 2
-    assert 'a.yml + b.yml: service "web" depends on undefined service "db"' in result.stderr
+    assert 'error: a.yml:4:5: service "web" depends on undefined service "db"' in result.stderr
 
 
 def test_an_alias_bomb_is_refused_quickly_in_little_memory(tmp_path):
