@@ -106,8 +106,29 @@ CONFIG_PARAMS = [*map(_flag_param, FLAG_PROFILES), "hosted_url", *BACKEND_CHOICE
                  "tunnels", "tunnel_tcp", "tunnel_udp", "tunnel_udp_local", "node_ip", "dns_server",
                  "dns_timeout", "publish_ip", "profile_names", "profiles_dirs", "project_name"]
 
+def held(workdir: Path) -> Workspace:
+    """The workdir, locked until the command ends (COMPOSE_TUNNEL_LOCK_TIMEOUT: seconds to wait)."""
+    import os
+
+    workspace = Workspace(workdir)
+    timeout = os.environ.get(ENV + "LOCK_TIMEOUT")
+    try:
+        seconds = float(timeout) if timeout else None
+    except ValueError:
+        raise UserError(f"{ENV}LOCK_TIMEOUT={timeout!r} is not a number of seconds") from None
+    click.get_current_context().with_resource(
+        workspace.locked(say=lambda line: click.echo(line, err=True), timeout=seconds))
+    return workspace
+
+
+def _workdir(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
+    if not value.strip():
+        raise UserError("--workdir is empty", hint=f"leave it out for {DEFAULT_WORKDIR}, or name a directory")
+    return Path(value)
+
+
 workdir_option = click.option(
-    "--workdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORKDIR,
+    "--workdir", type=click.Path(file_okay=False), default=DEFAULT_WORKDIR, callback=_workdir,
     envvar=ENV + "WORKDIR", show_default=True,
     help="Where generated files and the saved configuration live.",
 )
@@ -132,6 +153,11 @@ def collect_options(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any
     """The settings options the user gave, or None when none was given (replay)."""
     if not any(_given(ctx, name) for name in CONFIG_PARAMS):
         return None
+    for name in CONFIG_PARAMS:
+        value = params.get(name)
+        if _given(ctx, name) and (value == "" or (isinstance(value, tuple) and "" in map(str, value))):
+            flag = next(o for o in ctx.command.params if o.name == name).opts[0]
+            raise UserError(f"{flag} is empty", hint=f"give {flag} a value, or leave the option out")
     flags = [_flag_param(name) for name in FLAG_PROFILES]
     profiles = [name for name in FLAG_PROFILES if params.get(_flag_param(name))]
     options = {name: params[name] for name in CONFIG_PARAMS if name not in flags}
@@ -222,7 +248,7 @@ def generate(ctx: click.Context, workdir: Path, **params: Any) -> None:
     Example:
       compose-tunnel generate --cpu --livekit --tunnels tcp.example.com:9055,udp.example.com:14139
     """
-    workspace = Workspace(workdir)
+    workspace = held(workdir)
     prepared, changed = workflows.generate(workspace, collect_options(ctx, params),
                                            collect_secrets(params), params["adopt"])
     report_adopted(prepared)
@@ -334,7 +360,7 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
           --llm-url https://api.openai.com/v1 --llm-model gpt-4o-mini --llm-api-key sk-...
       compose-tunnel up --dry-run
     """
-    workspace = Workspace(workdir)
+    workspace = Workspace(workdir) if dry_run else held(workdir)
     options, secret_options = collect_options(ctx, params), collect_secrets(params)
     if dry_run:
         prepared = workflows.prepare(workspace, options, secret_options, params["adopt"])
@@ -357,11 +383,15 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
 @click.option("-v", "--volumes", is_flag=True, help="Also remove the named volumes (data is lost).")
 def down(workdir: Path, volumes: bool) -> None:
     """Stop and remove what `up` last started, whatever the configuration says now."""
-    name = workflows.down(Workspace(workdir), volumes=volumes)
-    if name is None:
+    result = workflows.down(held(workdir), volumes=volumes)
+    if result is None:
         click.echo(f"nothing was started from {workdir}")
+    elif not result.containers:
+        click.echo(f"nothing of {result.project_name} was running: nothing to stop"
+                   + (" (its volumes, if any, are removed)" if volumes else ""))
     else:
-        click.echo(f"stopped {name}" + (" and removed its volumes" if volumes else " (volumes kept)"))
+        click.echo(f"stopped {result.project_name} ({result.containers} containers)"
+                   + (" and removed its volumes" if volumes else "; volumes kept"))
 
 
 @cli.command()
@@ -371,7 +401,7 @@ def down(workdir: Path, volumes: bool) -> None:
 @wait_timeout_option
 def rebuild(workdir: Path, pull: bool, wait_timeout: float) -> None:
     """Tear down (volumes kept), pull and rebuild images, start again from the saved configuration."""
-    print_access(start(lambda: workflows.rebuild(Workspace(workdir), say=click.echo, pull=pull,
+    print_access(start(lambda: workflows.rebuild(held(workdir), say=click.echo, pull=pull,
                                                  wait_seconds=wait_timeout)))
 
 
@@ -437,7 +467,7 @@ def config_show(workdir: Path, as_json: bool) -> None:
 @workdir_option
 def config_reset(workdir: Path) -> None:
     """Forget the saved settings (generated files and secrets are kept)."""
-    workspace = Workspace(workdir)
+    workspace = held(workdir)
     if workspace.read(state.CONFIG) is None:
         click.echo(f"no saved configuration in {workdir}")
         return

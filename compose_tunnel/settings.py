@@ -71,6 +71,7 @@ class Settings:
         unknown = set(options) - OPTION_NAMES
         if unknown:
             raise UserError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        _check_types(options)
         tunnels = options.get("tunnels")
         tcp_text, udp_text = options.get("tunnel_tcp"), options.get("tunnel_udp")
         if tunnels and (tcp_text or udp_text):
@@ -115,6 +116,11 @@ class Settings:
         if not 0 < timeout <= 120:
             raise UserError(f"--dns-timeout {timeout:g} is out of range", hint="use 0.1 to 120 seconds")
         profiles = tuple(dict.fromkeys(options.get("profiles") or ()))
+        for profile, needs, flag in (("tunnel", tunnel_tcp, "--tunnel-tcp HOST:PORT"),
+                                     ("tunnel-udp", tunnel_udp, "--tunnel-udp HOST:PORT")):
+            if profile in profiles and not needs:
+                raise UserError(f"profile {profile!r} is turned on by its address, not by name",
+                                hint=f"give {flag} (or --tunnels TCP,UDP) instead of --profile {profile}")
         return cls(
             profiles=profiles,
             ip=parse_ip(ip, "--ip") if ip else None,
@@ -210,6 +216,29 @@ FLAGS = {"hosted_url": "--hosted"}  # settings whose flag is not --NAME
 
 
 OPTION_NAMES = {f.name for f in fields(Settings)} | {"tunnels"}
+
+
+LIST_OPTIONS = ("profiles", "profiles_dirs")
+NUMBER_OPTIONS = ("dns_timeout", "tunnel_udp_local")
+
+
+def _check_types(options: Mapping[str, Any]) -> None:
+    """Values read back from a file are checked as strictly as flags: each has its type."""
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in LIST_OPTIONS:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
+            kind = "a list of names"
+        elif key in NUMBER_OPTIONS:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+                isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value) is not None)
+            kind = "a number"
+        else:
+            ok = isinstance(value, str) or isinstance(value, Path)
+            kind = "text"
+        if not ok:
+            raise UserError(f"{key} must be {kind}, not {value!r}"[:200])
 
 
 def _app_options(options: Mapping[str, Any], profiles: tuple[str, ...]) -> dict[str, Any]:

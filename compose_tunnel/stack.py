@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import UserError, last_line
+from .errors import EngineError, UserError, last_line
 from .bootstrap import CommandResult
 
 READY_POLL_SECONDS = 0.5
@@ -199,10 +199,15 @@ class Stack:
 
     def states(self, services: list[str] | None = None) -> list[ServiceState]:
         # One `compose ps` call: python-on-whales' Container objects inspect one by one.
+        from python_on_whales.exceptions import DockerException
         from python_on_whales.utils import run
 
         command = self.client.compose.docker_compose_cmd + ["ps", "--all", "--format", "json"]
-        return parse_ps_json(run(command + (services or [])) or "")
+        try:
+            return parse_ps_json(run(command + (services or [])) or "")
+        except DockerException as error:
+            raise EngineError(f"docker compose ps failed: {last_line(error.stderr) or 'no output'}",
+                              hint="`compose-tunnel up` renders the project's files again") from None
 
     def wait_until_ready(
         self, timeout: float, progress: Callable[[str], None], services: list[str] | None = None,

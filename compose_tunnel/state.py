@@ -91,7 +91,14 @@ class Secrets:
 
 def load_secrets(workspace: Workspace) -> Secrets:
     data = _load(workspace, SECRETS) or {}
-    return Secrets({k: str(v) for k, v in data.items()})
+    for key, value in data.items():
+        if not isinstance(value, str) or not value.strip() or "\n" in value:
+            raise UserError(
+                f"{workspace.path(SECRETS)}: {key} must be a non-empty line of text",
+                hint="fix it, or delete the line: generated secrets are made anew "
+                     "(a new postgres_password cannot open an existing database)",
+            )
+    return Secrets(dict(data))
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,16 @@ class Applied:
 
 
 def load_applied(workspace: Workspace) -> Applied | None:
+    from .settings import PROJECT_NAME
+
     data = _load(workspace, APPLIED)
     if not data:
         return None
-    return Applied(str(data.get("project_name", "")), tuple(data.get("profiles", ())))
+    name, profiles = data.get("project_name"), data.get("profiles", [])
+    if not isinstance(name, str) or not PROJECT_NAME.match(name):
+        raise UserError(f"{workspace.path(APPLIED)}: project_name {name!r} is not a compose project name",
+                        hint="fix it to the project up started, or delete the file if nothing runs")
+    if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
+        raise UserError(f"{workspace.path(APPLIED)}: profiles must be a list of names",
+                        hint="fix it, or delete the file if nothing runs")
+    return Applied(name, tuple(profiles))

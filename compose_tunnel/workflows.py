@@ -309,7 +309,13 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
     return lines
 
 
-def down(workspace: Workspace, *, volumes: bool = False) -> str | None:
+@dataclass
+class DownResult:
+    project_name: str
+    containers: int  # how many containers there were to stop
+
+
+def down(workspace: Workspace, *, volumes: bool = False) -> DownResult | None:
     """Stop what `up` last applied (whatever the configuration says now).
 
     With the volumes go the bootstraps' state (Garage's keys, Hatchet's tenant): their stored
@@ -322,12 +328,13 @@ def down(workspace: Workspace, *, volumes: bool = False) -> str | None:
         return None
     stack = stack_for(workspace, applied.project_name, applied=True)
     stack.check()
+    containers = len(stack.states())
     stack.down(volumes=volumes)
     if volumes:
         secrets = state.load_secrets(workspace)
         if secrets.forget(owned_secrets()):
             workspace.write({state.SECRETS: secrets.file()})
-    return applied.project_name
+    return DownResult(applied.project_name, containers)
 
 
 def rebuild(
@@ -339,9 +346,9 @@ def rebuild(
             f"no saved configuration in {workspace.root} to rebuild",
             hint="run `compose-tunnel up` with your flags first",
         )
-    name = down(workspace)
-    if name:
-        say(f"stopped {name}")
+    stopped = down(workspace)
+    if stopped and stopped.containers:
+        say(f"stopped {stopped.project_name}")
     prepared = prepare(workspace, None)
     if pull:
         write(workspace, prepared, save_settings=False)
@@ -351,10 +358,13 @@ def rebuild(
 
 
 def applied_stack(workspace: Workspace) -> "Stack":
+    """The stack `up` last started, with Docker checked as for every engine command."""
     applied = state.load_applied(workspace)
     if applied is None:
         raise UserError(
             f"nothing has been started from {workspace.root}",
             hint="run `compose-tunnel up` first, or pass the --workdir you used",
         )
-    return stack_for(workspace, applied.project_name, applied=True)
+    stack = stack_for(workspace, applied.project_name, applied=True)
+    stack.check()
+    return stack

@@ -7,8 +7,11 @@ so a failure (a full disk, a permission error) leaves the previous files intact.
 from __future__ import annotations
 
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from .errors import UserError
 
@@ -22,9 +25,66 @@ class FileContent:
     mode: int = PUBLIC_MODE
 
 
+LOCK = ".lock"
+LOCK_TIMEOUT_SECONDS = 900.0  # an `up` that pulls images may hold the workdir for minutes
+LOCK_POLL_SECONDS = 0.2
+
+
 class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._locking = False
+        self._lock_fd: int | None = None
+        self._lock_timeout = LOCK_TIMEOUT_SECONDS
+        self._say: Callable[[str], None] | None = None
+
+    @contextmanager
+    def locked(self, say: Callable[[str], None] | None = None, timeout: float | None = None) -> Iterator[None]:
+        """Hold the workdir for one command, so two runs never mix their files. A workdir that
+        does not exist yet is locked when it is first written (a refused run creates nothing)."""
+        self._locking, self._say = True, say
+        if timeout is not None:
+            self._lock_timeout = timeout
+        try:
+            if self.root.is_dir():
+                self._acquire()
+            yield
+        finally:
+            self._locking = False
+            if self._lock_fd is not None:
+                os.ftruncate(self._lock_fd, 0)  # no stale pid for the next run to quote
+                os.close(self._lock_fd)  # closing releases the flock
+                self._lock_fd = None
+
+    def _acquire(self) -> None:
+        import fcntl
+
+        path = self.path(LOCK)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, SECRET_MODE)
+        except OSError as error:
+            raise UserError(f"cannot lock {path}: {error.strerror or error}",
+                            hint="check the permissions of the workdir (--workdir)") from None
+        deadline = time.monotonic() + self._lock_timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise UserError(f"{self.root} is in use by another compose-tunnel (pid {holder}) for "
+                                    f"more than {self._lock_timeout:g}s",
+                                    hint="wait for it to finish, or stop it") from None
+                if not told and self._say:
+                    self._say(f"waiting for another compose-tunnel (pid {holder}) using {self.root}")
+                    told = True
+                time.sleep(LOCK_POLL_SECONDS)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -54,6 +114,9 @@ class Workspace:
         Each file is staged beside its target; existing targets are hard-linked to a backup
         before being replaced, so a failure part-way puts every replaced file back.
         """
+        if self._locking and self._lock_fd is None:
+            self._mkdir()
+            self._acquire()
         changed = self.changes(files)
         suffix = f".tmp-{os.getpid()}"
         staged: list[tuple[Path, Path]] = []
@@ -94,6 +157,13 @@ class Workspace:
             if backup is not None:
                 backup.unlink(missing_ok=True)
         return changed
+
+    def _mkdir(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot create {self.root}: {error.strerror or error}",
+                            hint="check the permissions of its parent, or choose another --workdir") from None
 
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)

@@ -51,3 +51,45 @@ def test_daemon_not_running(tmp_path, docker_config):
         pytest.skip("no docker client on this machine")
     result = run_up(tmp_path, DOCKER_HOST=f"unix://{tmp_path}/no-such-docker.sock")
     assert_one_line_error(result, tmp_path, "the Docker daemon is not reachable")
+
+
+def started_workdir(tmp_path: Path) -> Path:
+    """A workdir as `up` leaves it (generated files, what was applied), without an engine."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    subprocess.run([sys.executable, "-m", "compose_tunnel", "generate", "--cpu"], cwd=tmp_path, env=env,
+                   check=True, capture_output=True)
+    work = tmp_path / ".compose-tunnel"
+    (work / "applied").mkdir()
+    shutil.copy(work / "compose.yml", work / "applied" / "compose.yml")
+    shutil.copy(work / ".env", work / "applied" / ".env")
+    (work / "applied.toml").write_text('project_name = "reflector"\nprofiles = ["base", "cpu"]\n')
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["logs"], ["logs", "-f", "web"],
+                                     ["down"]])
+@pytest.mark.parametrize("breakage", ["no docker", "no daemon", "no plugin", "no context"])
+def test_every_engine_command_fails_in_one_line_without_docker(tmp_path, docker_config, command, breakage):
+    cwd = started_workdir(tmp_path)
+    full = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    if breakage == "no docker":
+        (tmp_path / "bin").mkdir()
+        full["PATH"], message = str(tmp_path / "bin"), "docker is not installed"
+    elif breakage == "no daemon":
+        full["DOCKER_HOST"], message = "unix:///nonexistent", "the Docker daemon is not reachable"
+    elif breakage == "no plugin":
+        (tmp_path / "empty").mkdir()
+        full["DOCKER_CONFIG"], message = str(tmp_path / "empty"), "Docker Compose v2 plugin is missing"
+        if shutil.which("docker") is None or subprocess.run(
+                ["docker", "compose", "version"], capture_output=True, env=full).returncode == 0:
+            pytest.skip("a system-wide Compose plugin is installed")
+    else:
+        full["DOCKER_CONTEXT"], message = "nope", 'context "nope"'
+    if breakage != "no docker" and shutil.which("docker") is None:
+        pytest.skip("no docker client on this machine")
+    result = subprocess.run([sys.executable, "-m", "compose_tunnel", *command], cwd=cwd, env=full,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "Usage:" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr

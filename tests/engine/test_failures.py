@@ -68,3 +68,16 @@ def test_hatchet_never_healthy_fails_up_naming_the_step_before_any_client_starts
     finally:
         down = tool("down", "--volumes", cwd=tmp_path)
     assert down.returncode == 0
+
+
+def test_down_of_a_project_that_never_ran_says_there_was_nothing_to_stop(engine, docker_config, tmp_path):
+    generated = tool("generate", "--project-name", "ct-test-never-ran", cwd=tmp_path)
+    assert generated.returncode == 0, generated.stderr
+    work = tmp_path / ".compose-tunnel"
+    (work / "applied").mkdir()
+    for name in ("compose.yml", ".env"):
+        (work / "applied" / name).write_text((work / name).read_text())
+    (work / "applied.toml").write_text('project_name = "ct-test-never-ran"\nprofiles = ["base"]\n')
+    result = tool("down", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "nothing of ct-test-never-ran was running: nothing to stop"
