@@ -424,10 +424,44 @@ def status(workdir: Path, as_json: bool) -> None:
 @workdir_option
 @click.argument("services", nargs=-1)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new log lines.")
-def logs(workdir: Path, services: tuple[str, ...], follow: bool) -> None:
-    """Print the logs of the started stack (or of SERVICES)."""
-    for chunk in workflows.applied_stack(Workspace(workdir)).logs(list(services), follow):
+@click.option("-n", "--tail", metavar="N", help="Only the last N lines of each service.")
+@click.option("--since", metavar="TIME", help="Only lines since TIME (2026-11-25T10:00:00 or 42m).")
+@click.option("--until", metavar="TIME", help="Only lines until TIME.")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+def logs(workdir: Path, services: tuple[str, ...], follow: bool, tail: str | None, since: str | None,
+         until: str | None, timestamps: bool) -> None:
+    """Print the logs of the started stack (or of SERVICES), as `docker compose logs` does."""
+    if tail is not None and not (tail.isdigit() or tail == "all"):
+        raise UserError(f"--tail {tail!r} is not a number of lines", hint="e.g. --tail 100, or --tail all")
+    stack = workflows.applied_stack(Workspace(workdir))
+    for chunk in stack.logs(list(services), follow, tail=tail, since=since, until=until,
+                            timestamps=timestamps):
         click.echo(chunk, nl=False)
+
+
+PASSTHROUGH = {
+    "ps": "List the containers of the started stack (docker compose ps ARGS).",
+    "exec": "Run a command in a running service: exec SERVICE COMMAND [ARGS] (docker compose exec).",
+    "restart": "Restart services of the started stack (docker compose restart ARGS).",
+    "pull": "Pull the images of the started stack (docker compose pull ARGS).",
+}
+
+
+def _passthrough(name: str, help_text: str):
+    @cli.command(name, help=help_text + "\n\nAny option of docker compose's own command is passed on.",
+                 context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+    @workdir_option
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(workdir: Path, args: tuple[str, ...]) -> None:
+        code = workflows.applied_stack(Workspace(workdir)).passthrough([name, *args])
+        if code:
+            sys.exit(code)
+
+    return command
+
+
+for _name, _help in PASSTHROUGH.items():
+    _passthrough(_name, _help)
 
 
 @cli.group()

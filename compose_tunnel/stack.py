@@ -304,6 +304,21 @@ class Stack:
         text = "\n".join(kept)
         return CommandResult(code, text if code == 0 else "", text if code else "")
 
-    def logs(self, services: list[str], follow: bool) -> Iterator[str]:
-        for _source, chunk in self.client.compose.logs(services, follow=follow, stream=True):
-            yield chunk.decode(errors="replace")
+    def logs(self, services: list[str], follow: bool, tail: str | None = None, since: str | None = None,
+             until: str | None = None, timestamps: bool = False) -> Iterator[str]:
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            for _source, chunk in self.client.compose.logs(services, follow=follow, stream=True, tail=tail,
+                                                           since=since, until=until, timestamps=timestamps):
+                yield chunk.decode(errors="replace")
+        except DockerException as error:
+            raise EngineError(f"docker compose logs failed: {last_line(error.stderr) or 'no output'}") from None
+
+    def passthrough(self, args: list[str]) -> int:
+        """Run `docker compose ARGS` on this project, on the user's terminal; its exit code."""
+        command = [str(part) for part in self.client.compose.docker_compose_cmd] + args
+        try:
+            return subprocess.run(command).returncode
+        except KeyboardInterrupt:
+            return 130

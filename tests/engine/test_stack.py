@@ -292,6 +292,23 @@ def test_status_lists_every_service(stack):
     assert all(s["status"] == "running" for s in states)
 
 
+def test_compose_habits_ps_exec_and_logs_options_reach_the_project(stack):
+    project, _ = stack
+    ps = tool("ps", "--services", cwd=project)
+    assert ps.returncode == 0, ps.stderr
+    assert set(ps.stdout.split()) == ALL_SERVICES
+    printed = tool("exec", "-T", "server", "sh", "-c", "echo $ENTRYPOINT", cwd=project)
+    assert (printed.returncode, printed.stdout.strip()) == (0, "server")
+    failed = tool("exec", "-T", "server", "sh", "-c", "exit 3", cwd=project)
+    assert failed.returncode == 3  # the command's own exit code
+    logs = tool("logs", "--tail", "1", "-t", "web", cwd=project)
+    assert logs.returncode == 0, logs.stderr
+    lines = [line for line in logs.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", lines[0]), logs.stdout
+    bad = tool("logs", "--tail", "many", cwd=project)
+    assert bad.returncode == 2 and "is not a number of lines" in bad.stderr
+
+
 def test_udp_local_port_differing_from_public_port_still_works(stack, dns_server):
     project, _ = stack
     result = tool(*up_args(dns_server.port, f"{UDP_HOST}:{UDP_PUBLIC_2}", "--tunnel-udp-local",
