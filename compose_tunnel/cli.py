@@ -304,7 +304,7 @@ def start(action: Callable[[], "workflows.UpResult"]) -> "workflows.UpResult":
         return action()
     except StartFailed as failure:
         click.echo(f"compose-tunnel: {failure.report}", err=True)
-        click.echo("hint: `compose-tunnel logs` shows more; `compose-tunnel down` stops it", err=True)
+        click.echo(f"hint: {failure.hint}", err=True)
         sys.exit(1)
 
 

@@ -27,9 +27,12 @@ STREAM_EVERY_SECONDS = 2.0
 class StartFailed(Exception):
     """Containers failed or stayed unhealthy; `report` says which and shows their logs."""
 
-    def __init__(self, report: str) -> None:
+    HINT = "`compose-tunnel logs` shows more; `compose-tunnel down` stops it"
+
+    def __init__(self, report: str, hint: str = HINT) -> None:
         super().__init__(report)
         self.report = report
+        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,35 @@ class Stack:
             self.client.compose.up(services or None, detach=True, build=build, pull=pull,
                                    remove_orphans=True)
         except DockerException as error:
+            missing = self.missing_images(services)
+            if missing:
+                cause = last_line(error.stderr) or "see docker compose's output above"
+                raise StartFailed(
+                    f"docker compose up failed: {len(missing)} image(s) could not be pulled or "
+                    f"built: {', '.join(missing)} ({cause})",
+                    hint="check the image names and this machine's network or registry login, then "
+                         "run `compose-tunnel up` again: the configuration is saved") from None
             raise StartFailed(
                 f"docker compose up failed (exit code {error.return_code}); see its output above\n"
                 + self.failure_report()
             ) from None
+
+    def missing_images(self, services: list[str] | None = None) -> list[str]:
+        """Images of the project (or of `services`) that are not on this machine."""
+        from python_on_whales.exceptions import DockerException
+        from python_on_whales.utils import run
+
+        try:
+            listed = run(self.client.compose.docker_compose_cmd + ["config", "--images", *(services or [])])
+        except DockerException:
+            return []
+        missing = []
+        for image in dict.fromkeys((listed or "").split()):
+            try:
+                run(self.client.client_config.docker_cmd + ["image", "inspect", "--format", "x", image])
+            except DockerException:
+                missing.append(image)
+        return missing
 
     def pull(self) -> None:
         """Pull newer images; services with `pull_policy: never` or a build are skipped."""

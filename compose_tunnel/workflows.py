@@ -1,7 +1,7 @@
 """Workflows the commands run: plain functions over a workspace, no Click.
 
 Data flows one way: options -> Settings (or the saved ones) -> Plan -> rendered files -> stack.
-Settings are saved only after the run they describe succeeded.
+Settings are saved with the files rendered from them (a failed start is retried by a replay).
 """
 
 from __future__ import annotations
@@ -202,7 +202,9 @@ def up_prepared(
     stack.check(compose_version_needed(prepared.files[COMPOSE].text))
     previous = state.load_applied(workspace)
     check_postgres_volume(stack, prepared, previous)
-    changed = write(workspace, prepared, save_settings=False)
+    # Saved with the files it rendered, before anything starts: after a failed start (an image
+    # that cannot be pulled), a plain `up` retries what the user asked for, not an older stack.
+    changed = write(workspace, prepared, save_settings=True)
     if previous and previous.project_name != settings.project_name:
         say(f"stopping the previous project {previous.project_name!r}")
         stack_for(workspace, previous.project_name, applied=True).down()
@@ -238,7 +240,6 @@ def up_prepared(
     stack.up(build=build, pull=pull)
     stack.wait_until_ready(wait_seconds, say)
     timeline.append(("stack", time.monotonic() - started))
-    workspace.write({state.CONFIG: state.settings_file(settings)})
     run_bootstraps(stack, [s for s in steps if not s.before_stack], prepared, say, timeline, actions,
                    build=build, pull=pull, wait_seconds=wait_seconds, started=set())
     return UpResult(prepared, changed, timeline, actions)
