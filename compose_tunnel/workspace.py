@@ -26,6 +26,28 @@ class FileContent:
 
 
 LOCK = ".lock"
+JOURNAL = ".journal"
+# Tests only: the Nth write step (a staged file, the journal, a rename) ends the process as
+# kill -9 would, to prove every step can be interrupted.
+CRASH_AT = "COMPOSE_TUNNEL_TEST_CRASH_AT"
+_steps = 0
+
+
+def _crash_point() -> None:
+    global _steps
+    at = os.environ.get(CRASH_AT)
+    if at:
+        _steps += 1
+        if _steps == int(at):
+            os._exit(137)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 LOCK_TIMEOUT_SECONDS = 900.0  # an `up` that pulls images may hold the workdir for minutes
 LOCK_POLL_SECONDS = 0.2
 
@@ -85,6 +107,7 @@ class Workspace:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
+        self.recover()
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -133,6 +156,9 @@ class Workspace:
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.chmod(temp, files[name].mode)  # the umask may have narrowed it
+                _crash_point()
+            if staged:
+                self._write_journal(staged)
             for temp, target in staged:
                 backup = None
                 if target.is_file():
@@ -141,6 +167,7 @@ class Workspace:
                     os.link(target, backup)
                 os.replace(temp, target)
                 replaced.append((target, backup))
+                _crash_point()
         except OSError as error:
             for target, backup in reversed(replaced):
                 if backup is not None:
@@ -149,6 +176,7 @@ class Workspace:
                     target.unlink(missing_ok=True)
             for temp, _ in staged:
                 temp.unlink(missing_ok=True)
+            self.path(JOURNAL).unlink(missing_ok=True)
             raise UserError(
                 f"cannot write to {self.root}: {error.strerror or error}",
                 hint="check the permissions and free space of the workdir (--workdir)",
@@ -156,7 +184,49 @@ class Workspace:
         for _, backup in replaced:
             if backup is not None:
                 backup.unlink(missing_ok=True)
+        if staged:
+            self.path(JOURNAL).unlink(missing_ok=True)
+            _fsync_dir(self.root)
         return changed
+
+    def _write_journal(self, staged: list[tuple[Path, Path]]) -> None:
+        """Once every file of the generation is staged (and synced), say so on disk: from here
+        on, a run that finds the journal completes the generation instead of dropping it."""
+        lines = "".join(f"{temp.relative_to(self.root)}\t{target.relative_to(self.root)}\n"
+                        for temp, target in staged)
+        temp = self.path(f"{JOURNAL}.tmp-{os.getpid()}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.path(JOURNAL))
+        _fsync_dir(self.root)
+        _crash_point()
+
+    def recover(self) -> None:
+        """Finish or drop what a run killed while writing left: a journal means its generation
+        was complete, so the rest of its renames are done; without one, its staged files (and
+        backups) are removed. Runs under the lock, before anything else reads the workdir."""
+        journal = self.path(JOURNAL)
+        try:
+            entries = journal.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            entries = []
+        except (OSError, UnicodeDecodeError):
+            entries = []  # a journal half-written by a crash was not yet in force
+        try:
+            for entry in entries:
+                temp, _, target = entry.partition("\t")
+                if temp and target and self.path(temp).is_file():
+                    os.replace(self.path(temp), self.path(target))
+            journal.unlink(missing_ok=True)
+            for leftover in self.root.rglob(".*.tmp-*"):
+                if leftover.is_file() and leftover.name != LOCK:
+                    leftover.unlink()
+        except OSError as error:
+            raise UserError(f"cannot finish the interrupted write in {self.root}: "
+                            f"{error.strerror or error}", hint="check the workdir's permissions") from None
 
     def _mkdir(self) -> None:
         try:

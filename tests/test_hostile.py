@@ -133,3 +133,40 @@ def test_a_workdir_whose_applied_files_are_gone_is_one_line(tmp_path, docker_con
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "docker compose ps failed" in lines[0] and "applied/.env" in lines[0]
+
+
+def tree(directory: Path) -> dict:
+    return {k: v for k, v in snapshot(directory).items() if k != ".lock"}
+
+
+def test_a_run_killed_at_any_write_step_leaves_one_whole_generation(tmp_path):
+    """kill -9 (os._exit through the test hook) at every step of writing a new generation; the
+    next run finds either the old generation or the new one, whole, and no leftovers."""
+    import shutil
+
+    new = ["--gpu", "--gpu-image", "x:1", "--domain", "reflector.example.com", "--lan-ip", "192.0.2.1",
+           "--garage"]
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    old_dir.mkdir()
+    assert run("generate", *GOOD, cwd=old_dir).returncode == 0
+    shutil.copytree(old_dir, new_dir)
+    assert run("generate", *new, cwd=new_dir).returncode == 0
+    old, fresh = tree(old_dir / ".compose-tunnel"), tree(new_dir / ".compose-tunnel")
+    assert old != fresh
+    outcomes = []
+    for step in range(1, 100):
+        case = tmp_path / f"crash-{step}"
+        shutil.copytree(old_dir, case)
+        crashed = run("generate", *new, cwd=case, env={"COMPOSE_TUNNEL_TEST_CRASH_AT": str(step)})
+        if crashed.returncode == 0:
+            break  # past the last write step
+        assert crashed.returncode == 137, crashed.stderr
+        recovered = run("down", cwd=case)  # takes the lock, so it recovers; nothing was started
+        assert recovered.returncode == 0, recovered.stderr
+        after = tree(case / ".compose-tunnel")
+        assert after in (old, fresh), f"step {step}: mixed files"
+        assert not [p for p in (case / ".compose-tunnel").rglob(".*tmp*")], f"step {step}: leftovers"
+        outcomes.append("new" if after == fresh else "old")
+    assert len(outcomes) > 10 and "old" in outcomes and "new" in outcomes, outcomes
+    # Before the journal is on disk a crash drops the new generation; after it, completes it.
+    assert outcomes == sorted(outcomes, key=["old", "new"].index)
