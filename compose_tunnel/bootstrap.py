@@ -77,6 +77,13 @@ def steps_for(plan: "Plan", say: Callable[[str], None] | None = None) -> list[St
     return steps
 
 
+def started_first(steps: list[Step]) -> list[str]:
+    """The services `up` starts at once, before any step runs: those of the steps that wait
+    for the stack and need nothing from an earlier step."""
+    return list(dict.fromkeys(service for step in steps if step.before_stack and not step.after_previous
+                              for service in step.services))
+
+
 def owned_secrets() -> tuple[str, ...]:
     """Every secret a bootstrap produces (forgotten when the volumes holding their state go)."""
     from . import garage, hatchet

@@ -106,6 +106,7 @@ CONFIG_PARAMS = [*map(_flag_param, FLAG_PROFILES), "hosted_url", *BACKEND_CHOICE
                  "tunnels", "tunnel_tcp", "tunnel_udp", "tunnel_udp_local", "node_ip", "dns_server",
                  "dns_timeout", "publish_ip", "profile_names", "profiles_dirs", "project_name"]
 
+
 def held(workdir: Path) -> Workspace:
     """The workdir, locked until the command ends (COMPOSE_TUNNEL_LOCK_TIMEOUT: seconds to wait)."""
     import os

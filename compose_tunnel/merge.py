@@ -74,12 +74,12 @@ def merge_files(paths: list[str | os.PathLike],
     for path in paths:
         text = read_compose_text(path)
         doc = load_compose_text(text, os.fspath(path))
-        files.append((os.fspath(path), text, plain(doc)))
+        files.append((os.fspath(path), text, doc))  # for pointing at a line, on an error only
         if not trusted(Path_(path)):
-            check_file(files[-1][2], text, os.fspath(path))
+            check_file(plain(doc), text, os.fspath(path))
             checked = True
         if doc.get("include"):
-            check_includes(files[-1][2], os.fspath(path))
+            check_includes(plain(doc), os.fspath(path))
         docs.append(doc)
     merged = merge_documents(docs, [os.fspath(p) for p in paths])
     if checked:

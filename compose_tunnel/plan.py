@@ -7,7 +7,7 @@ LAN address), so renderers stay pure functions of a plan and the secrets.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -92,7 +92,7 @@ def detect_lan_ip() -> str | None:
 
 def make_plan(settings: Settings, catalog: Catalog,
               detect_lan: Callable[[], str | None] = detect_lan_ip) -> Plan:
-    from .reflector import has_llm, needs_hf_token
+    from .reflector import has_llm
 
     profiles = tuple(catalog.resolve(settings.requested_profiles()))
     names = {p.name for p in profiles}
@@ -121,7 +121,7 @@ def make_plan(settings: Settings, catalog: Catalog,
     if not has_llm(plan):
         warnings.append("no LLM: summaries and topics will not work "
                         "(add --ollama-cpu, --ollama-gpu, or --llm-url URL)")
-    return Plan(plan.settings, plan.profiles, plan.urls, plan.media, tuple(warnings), lan_ip)
+    return replace(plan, warnings=tuple(warnings))
 
 
 def _media(settings: Settings) -> Media:

@@ -71,20 +71,18 @@ def backends(plan: "Plan") -> dict[str, str]:
     return {name: plan.settings.backend(name) for name in BACKEND_KEYS}
 
 
-def modal_service(plan: "Plan") -> tuple[str | None, str | None]:
+def modal_service(plan: "Plan", secrets: "Secrets") -> tuple[str | None, str | None]:
     """(URL, API key) of the GPU service that "modal" backends call, if there is one."""
     settings = plan.settings
     if settings.ml_mode == "gpu":
         return GPU_SERVICE_URL, "selfhosted"
     if settings.ml_mode == "hosted":
-        return settings.hosted_url, None  # the key comes from the secrets
+        return settings.hosted_url, secrets.get("hosted_api_key")
     return None, None
 
 
 def model_env(plan: "Plan", secrets: "Secrets") -> dict[str, str]:
-    url, api_key = modal_service(plan)
-    if plan.settings.ml_mode == "hosted":
-        api_key = secrets.get("hosted_api_key")
+    url, api_key = modal_service(plan, secrets)
     chosen = backends(plan)
     values: dict[str, str] = {"DIARIZATION_ENABLED": "true"}
     for name, (backend_key, url_key, api_key_key) in BACKEND_KEYS.items():

@@ -151,11 +151,7 @@ class Settings:
 
     @property
     def ml_mode(self) -> str:
-        """Where the models run: gpu (a local GPU container), hosted (a remote GPU service), or
-        cpu (in-process in the server and workers; the default, as it needs nothing else)."""
-        if "gpu" in self.profiles:
-            return "gpu"
-        return "hosted" if self.hosted_url else "cpu"
+        return ml_mode(self.profiles, self.hosted_url)
 
     def backend(self, name: str) -> str:
         """The effective backend of one of Reflector's five model services."""
@@ -218,6 +214,14 @@ FLAGS = {"hosted_url": "--hosted"}  # settings whose flag is not --NAME
 OPTION_NAMES = {f.name for f in fields(Settings)} | {"tunnels"}
 
 
+def ml_mode(profiles: tuple[str, ...], hosted_url: str | None) -> str:
+    """Where the models run: gpu (a local GPU container), hosted (a remote GPU service), or
+    cpu (in-process in the server and workers; the default, as it needs nothing else)."""
+    if "gpu" in profiles:
+        return "gpu"
+    return "hosted" if hosted_url else "cpu"
+
+
 LIST_OPTIONS = ("profiles", "profiles_dirs")
 NUMBER_OPTIONS = ("dns_timeout", "tunnel_udp_local")
 
@@ -235,7 +239,7 @@ def _check_types(options: Mapping[str, Any]) -> None:
                 isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value) is not None)
             kind = "a number"
         else:
-            ok = isinstance(value, str) or isinstance(value, Path)
+            ok = isinstance(value, (str, Path))
             kind = "text"
         if not ok:
             raise UserError(f"{key} must be {kind}, not {value!r}"[:200])
@@ -263,7 +267,7 @@ def _app_options(options: Mapping[str, Any], profiles: tuple[str, ...]) -> dict[
     if len(modes) > 1:
         raise UserError(f"{' and '.join(modes)} conflict: the models run in one place",
                         hint="pick one of --cpu, --gpu and --hosted URL")
-    ml_mode = "gpu" if "gpu" in profiles else "hosted" if hosted else "cpu"
+    mode = ml_mode(profiles, hosted)
     for name, choices in BACKEND_CHOICES.items():
         value = options.get(name)
         if value is None:
@@ -273,7 +277,7 @@ def _app_options(options: Mapping[str, Any], profiles: tuple[str, ...]) -> dict[
         if value not in choices:
             raise UserError(f"--{name}: {value!r} is not one of {', '.join(choices)}",
                             hint=f"--{name} {' | '.join(choices)}")
-        if value == "modal" and ml_mode == "cpu":
+        if value == "modal" and mode == "cpu":
             raise UserError(f"--{name} modal needs a GPU service, and --cpu has none",
                             hint=f"use --hosted URL (with --{name} modal and in-process overrides for "
                                  "the others), or --gpu")

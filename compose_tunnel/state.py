@@ -15,7 +15,7 @@ from typing import Any
 import tomli_w
 
 from .errors import UserError
-from .settings import Settings
+from .settings import PROJECT_NAME, Settings
 from .workspace import PUBLIC_MODE, SECRET_MODE, FileContent, Workspace
 
 CONFIG = "config.toml"
@@ -114,8 +114,6 @@ class Applied:
 
 
 def load_applied(workspace: Workspace) -> Applied | None:
-    from .settings import PROJECT_NAME
-
     data = _load(workspace, APPLIED)
     if not data:
         return None

@@ -86,12 +86,17 @@ def parse_dns_server(text: str) -> tuple[str, int]:
     return address.host, address.port
 
 
+def _port_number(text: str) -> int | None:
+    return int(text) if _PORT.fullmatch(text) and 1 <= int(text) <= 65535 else None
+
+
 def parse_port(value: object, what: str) -> int:
     """A TCP/UDP port number given on its own (as text or a number)."""
     text = str(value).strip()
-    if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
+    port = _port_number(text)
+    if port is None:
         raise _invalid(what, f"{text!r} is not a port", PORT_HINT)
-    return int(text)
+    return port
 
 
 def parse_ip(text: str, what: str, *, unspecified_ok: bool = False) -> str:
@@ -255,10 +260,10 @@ def _host(host: str, what: str) -> str:
 
 
 def _port(port: str, raw: str, what: str) -> int:
-    try:
-        return parse_port(port, what)
-    except UserError:
-        raise _invalid(what, f"the port in {raw!r} is not a number from 1 to 65535", PORT_HINT) from None
+    number = _port_number(port)
+    if number is None:
+        raise _invalid(what, f"the port in {raw!r} is not a number from 1 to 65535", PORT_HINT)
+    return number
 
 
 def _ipv6(text: str) -> str:

@@ -120,6 +120,9 @@ def check_merged(merged: dict, files: list[tuple[str, str, dict]]) -> None:
 
 
 def _has_path(doc: Any, path: list) -> bool:
+    from .merge import plain
+
+    doc = plain(doc)
     for part in path:
         if isinstance(doc, dict) and part in doc:
             doc = doc[part]

@@ -214,14 +214,13 @@ def up_prepared(
         APPLIED_DOTENV: prepared.files[DOTENV],
         state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names)).file(),
     })
-    from .bootstrap import steps_for
+    from .bootstrap import started_first, steps_for
 
     steps = steps_for(prepared.plan, lambda line: say(f"  {line}"))
     timeline: list[tuple[str, float]] = []
     actions: list[str] = []
     before = [s for s in steps if s.before_stack]
-    # The services of the steps that need nothing from one another start together.
-    early = list(dict.fromkeys(svc for s in before if not s.after_previous for svc in s.services))
+    early = started_first(steps)  # they need nothing from one another: they start together
     if early:
         started = time.monotonic()
         say(f"starting {', '.join(early)}")
@@ -292,21 +291,23 @@ def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
 def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
              pull: str | None = None) -> list[str]:
     """What `up` would do, one line per step, for --dry-run."""
-    from .bootstrap import steps_for
+    from .bootstrap import started_first, steps_for
 
     stack = stack_for(workspace, prepared.settings.project_name)
     steps = steps_for(prepared.plan)
-    early = list(dict.fromkeys(svc for s in steps if s.before_stack and not s.after_previous
-                               for svc in s.services))
-    lines = ["would run: " + stack.up_command_line(build=build, pull=pull, services=early)] if early else []
-    for phase in (True, False):
-        if not phase:
-            lines.append("would run: " + stack.up_command_line(build=build, pull=pull))
-        for step in (s for s in steps if s.before_stack == phase):
-            if not set(step.services) <= set(early) or not phase:
-                services = list(step.services)
-                lines.append("would run: " + stack.up_command_line(build=build, pull=pull, services=services))
-            lines.append(f"would {step.describe}")
+    early = started_first(steps)
+
+    def run(services: list[str] | None = None) -> str:
+        return "would run: " + stack.up_command_line(build=build, pull=pull, services=services)
+
+    lines = [run(early)] if early else []
+    for step in (s for s in steps if s.before_stack):
+        if not set(step.services) <= set(early):
+            lines.append(run(list(step.services)))
+        lines.append(f"would {step.describe}")
+    lines.append(run())
+    for step in (s for s in steps if not s.before_stack):
+        lines += [run(list(step.services)), f"would {step.describe}"]
     return lines
 
 

@@ -26,6 +26,8 @@ class FileContent:
 
 
 LOCK = ".lock"
+LOCK_TIMEOUT_SECONDS = 900.0  # an `up` that pulls images may hold the workdir for minutes
+LOCK_POLL_SECONDS = 0.2
 JOURNAL = ".journal"
 # Tests only: the Nth write step (a staged file, the journal, a rename) ends the process as
 # kill -9 would, to prove every step can be interrupted.
@@ -48,8 +50,15 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-LOCK_TIMEOUT_SECONDS = 900.0  # an `up` that pulls images may hold the workdir for minutes
-LOCK_POLL_SECONDS = 0.2
+
+
+def _write_synced(path: Path, text: str, mode: int) -> None:
+    """A new file with `text`, on disk before this returns."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 class Workspace:
@@ -150,11 +159,7 @@ class Workspace:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 temp = target.with_name(f".{target.name}{suffix}")
                 staged.append((temp, target))
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, files[name].mode)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(files[name].text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                _write_synced(temp, files[name].text, files[name].mode)
                 os.chmod(temp, files[name].mode)  # the umask may have narrowed it
                 _crash_point()
             if staged:
@@ -195,11 +200,7 @@ class Workspace:
         lines = "".join(f"{temp.relative_to(self.root)}\t{target.relative_to(self.root)}\n"
                         for temp, target in staged)
         temp = self.path(f"{JOURNAL}.tmp-{os.getpid()}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(temp, lines, SECRET_MODE)
         os.replace(temp, self.path(JOURNAL))
         _fsync_dir(self.root)
         _crash_point()
@@ -211,10 +212,8 @@ class Workspace:
         journal = self.path(JOURNAL)
         try:
             entries = journal.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            entries = []
         except (OSError, UnicodeDecodeError):
-            entries = []  # a journal half-written by a crash was not yet in force
+            entries = []  # none, or one a crash left unreadable: no generation was in force
         try:
             for entry in entries:
                 temp, _, target = entry.partition("\t")
@@ -222,7 +221,7 @@ class Workspace:
                     os.replace(self.path(temp), self.path(target))
             journal.unlink(missing_ok=True)
             for leftover in self.root.rglob(".*.tmp-*"):
-                if leftover.is_file() and leftover.name != LOCK:
+                if leftover.is_file():
                     leftover.unlink()
         except OSError as error:
             raise UserError(f"cannot finish the interrupted write in {self.root}: "
