@@ -51,7 +51,8 @@ def _read(directory: Path, name: str) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"--adopt: cannot read {path}: {error}") from None
+        raise UserError(f"--adopt: cannot read {path}: {error}",
+                        hint="run as the user that owns the clone, or fix the file's permissions") from None
 
 
 def read_install(directory: Path) -> Install:
@@ -95,7 +96,8 @@ def _database(install: Install, server: dict[str, str]) -> None:
     user, password = unquote(parts.username or ""), unquote(parts.password or "")
     database = parts.path.lstrip("/")
     if not (user and password):
-        raise UserError(f"--adopt: no database credentials in {install.directory / SERVER_ENV} (DATABASE_URL)")
+        raise UserError(f"--adopt: no database credentials in {install.directory / SERVER_ENV} (DATABASE_URL)",
+                        hint="give the folder of the Reflector clone whose setup-selfhosted.sh ran")
     if (user, database) != (POSTGRES_USER, POSTGRES_DB):
         raise UserError(f"--adopt: the install's database is {user}@{database or '?'}; compose-tunnel "
                         f"runs Reflector's {POSTGRES_USER}@{POSTGRES_DB}",

@@ -116,7 +116,8 @@ def held(workdir: Path) -> Workspace:
     try:
         seconds = float(timeout) if timeout else None
     except ValueError:
-        raise UserError(f"{ENV}LOCK_TIMEOUT={timeout!r} is not a number of seconds") from None
+        raise UserError(f"{ENV}LOCK_TIMEOUT={timeout!r} is not a number of seconds",
+                        hint="e.g. 60, or unset it for 900") from None
     click.get_current_context().with_resource(
         workspace.locked(say=lambda line: click.echo(line, err=True), timeout=seconds))
     return workspace
@@ -182,7 +183,8 @@ def collect_secrets(params: dict[str, Any]) -> dict[str, str]:
             password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as error:
             raise UserError(f"--password-file: cannot read {password_file}: "
-                            f"{getattr(error, 'strerror', None) or error}") from None
+                            f"{getattr(error, 'strerror', None) or error}",
+                            hint="a file holding the password alone, readable by you") from None
     elif password == ASK:
         if not sys.stdin.isatty():
             raise UserError("--password needs a value here (no terminal to ask on)",

@@ -91,7 +91,8 @@ def default_tenant(exec_: Exec, *, attempts: int = ATTEMPTS, delay: float = DELA
                              "Hatchet creates it on its first start; see `compose-tunnel logs hatchet`")
     tenant = result.stdout.strip().splitlines()[0].strip()
     if not _UUID.match(tenant):
-        raise BootstrapError(f"the default tenant's id is not a UUID: {tenant[:40]!r}")
+        raise BootstrapError(f"the default tenant's id is not a UUID: {tenant[:40]!r}",
+                             "is the hatchet database Hatchet's own? see `compose-tunnel logs hatchet`")
     return tenant
 
 
@@ -129,7 +130,8 @@ def ensure_token(exec_: Exec, known: str | None, **retry) -> tuple[str, list[str
         return known, []
     token = create_token(exec_, tenant)
     if token_tenant(token) not in (tenant, None):
-        raise BootstrapError("hatchet-admin created a token for another tenant than the default one")
+        raise BootstrapError("hatchet-admin created a token for another tenant than the default one",
+                             "see `compose-tunnel logs hatchet`; `compose-tunnel up` tries again")
     return token, ["client token " + ("replaced: the stored one was for another tenant" if known
                                       else "created for the default tenant")]
 

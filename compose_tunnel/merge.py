@@ -306,7 +306,7 @@ def _apply_extends(doc: dict, tagged: list[Path], source: str) -> None:
             raise UserError(f"{source}: cannot extend service {name!r}: service {ref!r} not found")
         if name in resolving:
             raise UserError(f"{source}: services.{name}: Circular reference in extends: "
-                            f"{' -> '.join([*resolving, name])}")
+                            f"{' -> '.join([*resolving, name])}", hint="break the cycle: a service cannot extend itself")
         resolving.append(name)
         base = {"services": {name: copy.deepcopy(resolve(ref))}}
         resolving.pop()

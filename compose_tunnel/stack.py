@@ -341,7 +341,8 @@ class Stack:
                                                            since=since, until=until, timestamps=timestamps):
                 yield chunk.decode(errors="replace")
         except DockerException as error:
-            raise EngineError(f"docker compose logs failed: {last_line(error.stderr) or 'no output'}") from None
+            raise EngineError(f"docker compose logs failed: {last_line(error.stderr) or 'no output'}",
+                              hint="`compose-tunnel status` shows what runs") from None
 
     def passthrough(self, args: list[str]) -> int:
         """Run `docker compose ARGS` on this project, on the user's terminal; its exit code."""

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 from .errors import UserError
 
 SCHEMA_PACKAGE = "check_jsonschema"
+SCHEMA_HINT = "the Compose file reference lists the keys and types each place takes"
 SCHEMA_FILE = Path("builtin_schemas/vendor/compose-spec.json")
 
 
@@ -144,7 +145,7 @@ def _raise(error, text: str, source: str) -> None:
     path, problem = _explain(error)
     line, column = position(text, path)
     where = _dotted(error.absolute_path) or "the top level"
-    raise UserError(f"{source}:{line}:{column}: {where} {problem}")
+    raise UserError(f"{source}:{line}:{column}: {where} {problem}", hint=SCHEMA_HINT)
 
 
 def _without_nulls(value: Any) -> Any:
@@ -333,11 +334,13 @@ def _check_references(doc: dict) -> None:
         for link in service.get("links") or []:
             other = str(link).split(":")[0]
             if other not in services:
-                raise ProjectError([*at, "links"], f'service "{name}" links to undefined service "{other}"')
+                raise ProjectError([*at, "links"], f'service "{name}" links to undefined service "{other}"',
+                                   hint="define it, or remove the link")
         mode = service.get("network_mode")
         if isinstance(mode, str) and mode.startswith("service:") and mode[8:] not in services:
             raise ProjectError([*at, "network_mode"],
-                               f'service "{name}" uses the network of undefined service "{mode[8:]}"')
+                               f'service "{name}" uses the network of undefined service "{mode[8:]}"',
+                               hint="define it, or change network_mode")
         if mode is not None and service.get("networks"):
             raise ProjectError([*at, "networks"], f"service {name} declares mutually exclusive "
                                "`network_mode` and `networks`", hint="keep one of them")
@@ -347,7 +350,8 @@ def _check_references(doc: dict) -> None:
                 other = text.removeprefix("service:").split(":")[0]
                 if other not in services:
                     raise ProjectError([*at, "volumes_from"],
-                                       f'service "{name}" takes volumes from undefined service "{other}"')
+                                       f'service "{name}" takes volumes from undefined service "{other}"',
+                                       hint="define it, or remove it from volumes_from")
         for network in _names(service.get("networks")):
             if network != "default" and network not in resources["networks"]:
                 raise ProjectError([*at, "networks"], f'service "{name}" refers to undefined network {network}',

@@ -348,6 +348,7 @@ def _detach_resets_from_aliases(root: Node) -> None:
 MAX_TEXT_BYTES = 8 << 20  # a compose file this big is a mistake, not a stack
 MAX_EXPANDED_NODES = 1_000_000  # nodes once every alias is expanded: a YAML alias bomb's bound
 MAX_DEPTH = 200
+HOSTILE_HINT = "compose-tunnel reads no compose file this large; write the values out, or split it"
 
 
 def _check_expansion(root: Node, source: str) -> None:
@@ -366,16 +367,16 @@ def _check_expansion(root: Node, source: str) -> None:
             depths[id(node)] = 1 + max((depths[id(c)] for c in children), default=0)
             if sizes[id(node)] > MAX_EXPANDED_NODES:
                 raise UserError(f"{source}: line {node.start_mark.line + 1}: YAML aliases expand to "
-                                f"more than {MAX_EXPANDED_NODES:,} nodes (an alias bomb?)")
+                                f"more than {MAX_EXPANDED_NODES:,} nodes (an alias bomb?)", hint=HOSTILE_HINT)
             if depths[id(node)] > MAX_DEPTH:
                 raise UserError(f"{source}: line {node.start_mark.line + 1}: YAML nested deeper "
-                                f"than {MAX_DEPTH} levels")
+                                f"than {MAX_DEPTH} levels", hint=HOSTILE_HINT)
             continue
         if id(node) in sizes:
             continue
         if id(node) in on_path:
             raise UserError(f"{source}: line {node.start_mark.line + 1}: YAML alias cycle detected "
-                            "(an alias inside the node it refers to)")
+                            "(an alias inside the node it refers to)", hint="an anchor cannot contain its own alias")
         on_path.add(id(node))
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
@@ -404,7 +405,8 @@ def load_compose_text(text: str, source: str = "<string>") -> dict:
     An empty document is an empty mapping, as Compose treats it.
     """
     if len(text) > MAX_TEXT_BYTES:
-        raise UserError(f"{source}: larger than {MAX_TEXT_BYTES >> 20} MiB: not a compose file")
+        raise UserError(f"{source}: larger than {MAX_TEXT_BYTES >> 20} MiB: not a compose file",
+                        hint=HOSTILE_HINT)
     loader = _GoLoader(text)
     try:
         root = loader.get_single_node()

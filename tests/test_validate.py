@@ -55,7 +55,8 @@ def test_a_typo_in_a_user_overlay_points_at_its_line_and_suggests_the_key(tmp_pa
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"compose-tunnel: error: {mine}/extra.yml:3:5: services.web additional properties 'enviroment' "
-        "not allowed (did you mean 'environment'?)"]
+        "not allowed (did you mean 'environment'?) (hint: the Compose file reference lists the keys "
+        "and types each place takes)"]
     assert not (tmp_path / ".compose-tunnel").exists()
 
 
