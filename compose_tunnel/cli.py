@@ -274,6 +274,9 @@ def merge(files: tuple[Path, ...], output: Path | None) -> None:
 
     \b
     Paths stay relative and ${VARIABLES} stay un-interpolated, as in the inputs.
+    `include` and `extends: {file: …}` are resolved (from the first file's
+    directory, as Compose does): the output refers to no other compose file, and
+    paths from the files they name become absolute.
     Example:
       compose-tunnel merge compose.yml override.yml -o merged.yml
     """

@@ -22,7 +22,11 @@ for a merged.yml written in the same project directory as a.yml. The rules:
   dropped when the driver changes, build as a string or a mapping, each ulimit
   replaced whole, network ipam config merged by subnet;
 * `!reset` removes what earlier files set at that path, `!override` replaces it;
-* `extends` within a file is resolved before that file is merged, as Compose does.
+* `extends` is resolved in each file before that file is merged, as Compose does, and so is
+  `include` (module `include`): a base or an included project read from another file comes
+  with its relative paths made absolute (module `rebase`), so the result refers to no other
+  compose file. Like Compose, `extends.file` and `include` paths resolve against the project
+  directory unless the caller says otherwise (profiles: the overlay's own directory).
 
 Compose converts a key=value map into a `k=v` list as soon as it merges two of
 them; later `!reset` of a single key then no longer applies (it only removes
@@ -33,9 +37,8 @@ Limitation: Compose interpolates each file before merging. We cannot, so an
 entry whose de-duplication key holds a `$` is never de-duplicated here: we keep
 every entry of that list and Compose, which de-duplicates a single file the same
 way, removes the duplicates once it knows the variables. Short syntax holding a
-variable is not validated either. `include` entries and `extends` with a `file:`
-are kept as written, so they resolve from the merged file's directory: right
-when the overlays live beside the base file, as ours do.
+variable is not validated either, and a path that starts with a variable in an
+extended or included file cannot be made absolute (it stays as written).
 """
 
 from __future__ import annotations
@@ -62,30 +65,81 @@ TOP_LEVEL_KEYS = (
 
 
 def merge_files(paths: list[str | os.PathLike],
-                trusted: Callable[[Path_], bool] = lambda path: False) -> dict:
+                trusted: Callable[[Path_], bool] = lambda path: False,
+                reference_dir: Callable[[Path_], Path_] | None = None) -> dict:
     """Load, validate and merge compose files; the first is the base, the others overlay it.
 
     Each file is checked against the Compose schema, as Compose checks each file before
     merging, except the `trusted` ones (the built-in profiles: the tests validate those); the
-    result with the checks Compose makes on a project (references to undefined things)."""
-    from .validate import check_file, check_includes, check_merged, check_project
+    result with the checks Compose makes on a project (references to undefined things).
+    `extends.file` and `include` paths in a file resolve against `reference_dir(file)`: by
+    default the project directory (the first file's), as Compose resolves them. Files reached
+    through them are merged in, so the result refers to no other compose file."""
+    from .validate import check_merged, check_project
 
-    docs, files, checked = [], [], False
-    for path in paths:
+    paths = [Path_(p) for p in paths]
+    project_dir = paths[0].parent.absolute() if paths else Path_.cwd()
+    directory_of = reference_dir or (lambda path: project_dir)
+    reading = Reading(trusted)
+    docs = [reading.load(path) for path in paths]
+    merged = merge_documents(docs, [os.fspath(p) for p in paths],
+                             [Path_(directory_of(p)).absolute() for p in paths], reading)
+    if reading.checked:
+        check_merged(merged, reading.files)
+    check_project(merged, reading.files)
+    return merged
+
+
+MAX_FILES_READ = 1000  # include/extends fan-out bound: hostile inputs fail fast
+MAX_CHAIN = 64  # extends and include depth, well within Python's recursion limit
+
+
+class Reading:
+    """The files one merge reads: validated once each, kept for locating errors in them."""
+
+    def __init__(self, trusted: Callable[[Path_], bool] = lambda path: False) -> None:
+        self.trusted = trusted
+        self.files: list[tuple[str, str, dict]] = []  # (source, text, document)
+        self.checked = False
+        self.extended: dict[Path_, _ServicesFile] = {}
+        self.including: list[Path_] = []  # the chain of included files being read, for cycles
+
+    def load(self, path: Path_, check: bool = True) -> dict:
+        from .validate import check_file
+
+        if len(self.files) >= MAX_FILES_READ:
+            raise UserError(f"{path}: more than {MAX_FILES_READ} compose files read through include "
+                            "and extends", hint="include or extend each file once")
         text = read_compose_text(path)
         doc = load_compose_text(text, os.fspath(path))
-        files.append((os.fspath(path), text, doc))  # for pointing at a line, on an error only
-        if not trusted(Path_(path)):
+        self.files.append((os.fspath(path), text, doc))
+        if check and not self.trusted(Path_(path)):
             check_file(plain(doc), text, os.fspath(path))
-            checked = True
-        if doc.get("include"):
-            check_includes(plain(doc), os.fspath(path))
-        docs.append(doc)
-    merged = merge_documents(docs, [os.fspath(p) for p in paths])
-    if checked:
-        check_merged(merged, files)
-    check_project(merged, files)
-    return merged
+            self.checked = True
+        return doc
+
+    def extended_file(self, reference: Any, directory: Path_, source: str, at: str) -> _ServicesFile:
+        """The services of an `extends.file`, as Compose reads it: unvalidated (the merge
+        result is), its relative paths made absolute against its own directory."""
+        from .rebase import rebase_document
+
+        if not isinstance(reference, str):
+            raise UserError(f"{source}: {at}.extends.file must be a string",
+                            hint="extends: {file: other.yml, service: NAME}")
+        path = Path_(os.path.normpath(directory / reference))
+        if path not in self.extended:
+            if not path.is_file():
+                raise UserError(f"{source}: {at} extends {reference!r}: open {path}: no such file",
+                                hint=f"extends.file is read from {directory}")
+            tagged: list[Path] = []
+            doc = _strip_tags(self.load(path, check=False), (), tagged)
+            rebase_document(doc, path.parent)
+            services = doc.get("services")
+            if not isinstance(services, dict):
+                raise UserError(f"{source}: {at} extends {reference!r}, which has no services",
+                                hint="extends.file names a compose file that defines the service")
+            self.extended[path] = _ServicesFile(services, tagged, os.fspath(path), path.parent)
+        return self.extended[path]
 
 
 def plain(value: Any) -> Any:
@@ -99,18 +153,27 @@ def plain(value: Any) -> Any:
     return value
 
 
-def merge_documents(docs: list[dict], sources: list[str] | None = None) -> dict:
+def merge_documents(docs: list[dict], sources: list[str] | None = None,
+                    reference_dirs: list[Path_] | None = None, reading: Reading | None = None) -> dict:
     """Merge loaded compose documents (as `yamlio.load_compose_text` returns them).
 
-    `sources` name the documents in error messages. The inputs are not modified.
+    `sources` name the documents in error messages; `reference_dirs` are where their
+    `extends.file` and `include` paths resolve (the current directory by default). The inputs
+    are not modified.
     """
     sources = sources or [f"<document {i + 1}>" for i in range(len(docs))]
+    reference_dirs = reference_dirs or [Path_.cwd()] * len(docs)
+    reading = reading or Reading()
     merged: dict = {}
-    for doc, source in zip(docs, sources, strict=True):
+    for doc, source, directory in zip(docs, sources, reference_dirs, strict=True):
         _check_document(doc, source)
         tagged: list[Path] = []
         doc = _strip_tags(doc, (), tagged)
-        _apply_extends(doc, tagged, source)
+        _apply_extends(_ServicesFile(doc.get("services"), tagged, source, directory), reading)
+        if doc.get("include"):
+            from .include import import_includes
+
+            import_includes(doc, source, directory, reading)
         for path in tagged:
             _delete_path(merged, path)
         merged = _Merger(source).merge_mappings(merged, doc, ())
@@ -280,46 +343,67 @@ def _canonical_mapping(value: Any, path: Path) -> dict | None:
     return None
 
 
-# --- extends within one file -------------------------------------------------------
+# --- extends ---------------------------------------------------------------------------
 
 
-def _apply_extends(doc: dict, tagged: list[Path], source: str) -> None:
-    """Resolve `extends` of a service in the same file, before the file is merged.
+class _ServicesFile:
+    """The services of one file, their `!reset`/`!override` paths and where `extends.file`
+    resolves; `extends` is resolved in place, each service once."""
 
-    Compose does it per file, so a later overlay that changes the extended
-    service does not reach the services built from it; left for Compose, it
-    would. `extends` with a `file:` is kept as written (resolved by Compose
-    against the merged file's directory, the project directory).
-    """
-    services = doc.get("services")
-    if not isinstance(services, dict):
-        return
-    resolving: list[str] = []
+    def __init__(self, services: Any, tagged: list[Path], source: str, directory: Path_) -> None:
+        self.services = services if isinstance(services, dict) else {}
+        self.tagged = tagged
+        self.source = source
+        self.directory = directory
 
-    def resolve(name: str) -> dict:
-        service = services[name]
-        extends = service.get("extends") if isinstance(service, dict) else None
-        ref = extends if isinstance(extends, str) else (extends or {}).get("service")
-        if extends is None or (isinstance(extends, dict) and "file" in extends):
-            return service
-        if ref not in services or not isinstance(services[ref], dict):
-            raise UserError(f"{source}: cannot extend service {name!r}: service {ref!r} not found")
-        if name in resolving:
-            raise UserError(f"{source}: services.{name}: Circular reference in extends: "
-                            f"{' -> '.join([*resolving, name])}", hint="break the cycle: a service cannot extend itself")
-        resolving.append(name)
-        base = {"services": {name: copy.deepcopy(resolve(ref))}}
-        resolving.pop()
-        for path in tagged:  # the extending service's !reset/!override apply to its base
-            if path[:2] == ("services", name):
-                _delete_path(base, path)
-        own = {k: v for k, v in service.items() if k != "extends"}
-        merged = _Merger(source).merge(base["services"][name], own, ("services", name))
-        services[name] = merged
-        return merged
 
-    for name in list(services):
-        resolve(name)
+def _apply_extends(file: _ServicesFile, reading: Reading) -> None:
+    """Resolve every `extends` of a file before the file is merged, as Compose does.
+
+    Per file, so a later overlay that changes the extended service does not reach the
+    services built from it. A base from another file comes with its relative paths made
+    absolute, since it keeps pointing at its own directory's files."""
+    for name in list(file.services):
+        _extend(file, name, reading, [])
+
+
+def _extend(file: _ServicesFile, name: str, reading: Reading, chain: list[tuple[str, str]]) -> Any:
+    service = file.services[name]
+    extends = service.get("extends") if isinstance(service, dict) else None
+    if extends is None:
+        return service
+    link = (file.source, name)
+    if len(chain) >= MAX_CHAIN:
+        raise UserError(f"{file.source}: services.{name}: extends chain deeper than {MAX_CHAIN}",
+                        hint="extend a service that does not extend another one")
+    if link in chain:
+        steps = [f"{service_name} ({Path_(source).name})" for source, service_name in [*chain, link]]
+        raise UserError(f"{file.source}: services.{name}: Circular reference in extends: "
+                        f"{' -> '.join(steps)}", hint="break the cycle: a service cannot extend itself")
+    ref = extends if isinstance(extends, str) else extends.get("service")
+    if not isinstance(ref, str):
+        raise UserError(f"{file.source}: services.{name}: extends.service is required",
+                        hint="name the service to extend: extends: {service: NAME}")
+    at = f"services.{name}"
+    if isinstance(extends, dict) and "file" in extends:
+        target = reading.extended_file(extends["file"], file.directory, file.source, at)
+        if not isinstance(target.services.get(ref), dict):
+            raise UserError(f"{file.source}: cannot extend service {name!r}: service {ref!r} not "
+                            f"found in {extends['file']}", hint=f"services there: "
+                            f"{', '.join(target.services) or 'none'}")
+    else:
+        target = file
+        if not isinstance(file.services.get(ref), dict):
+            raise UserError(f"{file.source}: cannot extend service {name!r}: service {ref!r} not found",
+                            hint="extends without `file:` names a service of the same file")
+    base = {"services": {name: copy.deepcopy(_extend(target, ref, reading, [*chain, link]))}}
+    for path in file.tagged:  # the extending service's !reset/!override apply to its base
+        if path[:2] == ("services", name):
+            _delete_path(base, path)
+    own = {k: v for k, v in service.items() if k != "extends"}
+    merged = _Merger(file.source).merge(base["services"][name], own, ("services", name))
+    file.services[name] = merged
+    return merged
 
 
 # --- the merge ----------------------------------------------------------------------

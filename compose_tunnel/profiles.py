@@ -1,6 +1,7 @@
 """Profiles: compose overlays plus a small manifest of relations, read from directories.
 
-A profiles directory holds `NAME.yml` overlays and an optional `profiles.toml` manifest. The
+A profiles directory holds `NAME.yml` overlays, `_NAME.yml` fragments that they extend or include
+(not profiles), and an optional `profiles.toml` manifest. The
 built-in directory comes first; each `--profiles-dir` is read after it the same way, so a user
 directory can add a profile or extend a built-in one (its overlay is merged after the built-in
 overlay, its relations are added to the built-in ones).
@@ -128,7 +129,8 @@ def _read_dir(directory: Path, source: str, profiles: dict[str, Profile]) -> Non
             hint="check the --profiles-dir path (or COMPOSE_TUNNEL_PROFILES_DIR)",
         )
     manifest = _read_manifest(directory / MANIFEST)
-    overlays = {path.stem: path for path in sorted(directory.glob("*.yml"))}
+    # `_NAME.yml` is a fragment other files extend or include, not a profile.
+    overlays = {path.stem: path for path in sorted(directory.glob("*.yml")) if not path.name.startswith("_")}
     # Manifest order first (it is the documented merge order), then overlays it does not name.
     for name in list(manifest) + sorted(set(overlays) - set(manifest)):
         profile = profiles.setdefault(name, Profile(name))

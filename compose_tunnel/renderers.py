@@ -83,7 +83,10 @@ def render_compose(plan: Plan) -> str:
     from .profiles import builtin_dir
 
     builtin = builtin_dir().resolve()
-    merged = merge_files(plan.overlay_files, trusted=lambda path: path.resolve().parent == builtin)
+    # A profile's `extends.file` and `include` paths resolve from its own directory: the
+    # project directory (the workdir) holds only generated files.
+    merged = merge_files(plan.overlay_files, trusted=lambda path: path.resolve().parent == builtin,
+                         reference_dir=lambda path: path.parent)
     return f"# {HEADER}\n# Profiles: {', '.join(plan.names)}\n" + dump_compose_yaml(merged)
 
 

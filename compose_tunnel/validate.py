@@ -311,12 +311,7 @@ def check_project(doc: dict, files: list[tuple[str, str, dict]]) -> None:
 
 
 def _check_references(doc: dict) -> None:
-    """ProjectError for the first reference Compose refuses.
-
-    A project that includes other files is checked by Compose with them: here, where `include`
-    stays unresolved, its references are not checked."""
-    if doc.get("include"):
-        return
+    """ProjectError for the first reference Compose refuses (`include` is resolved by now)."""
     services = doc.get("services") or {}
     resources = {kind: set((doc.get(kind) or {})) for kind in ("networks", "volumes", "secrets", "configs")}
     for kind in ("networks", "volumes", "secrets", "configs"):
@@ -409,27 +404,3 @@ def _check_external(kind: str, name: str, definition: Any) -> None:
                                f"and \"{key}\" specified", hint=f"an external {kind[:-1]} is made elsewhere")
 
 
-RESOURCE_KINDS = ("services", "networks", "volumes", "secrets", "configs")
-
-
-def check_includes(doc: dict, source: str) -> None:
-    """A file may not define what it includes (Compose: "conflicts with imported resource").
-
-    Paths are relative to the including file, as Compose resolves them; an overlay given after
-    it may still override an included resource (it is merged later)."""
-    from .yamlio import load_compose_file
-
-    base = Path(source).parent
-    imported: dict[str, set] = {kind: set() for kind in RESOURCE_KINDS}
-    for entry in doc.get("include") or []:
-        paths = entry.get("path") if isinstance(entry, dict) else entry
-        for path in paths if isinstance(paths, list) else [paths]:
-            if not isinstance(path, str) or "$" in path:
-                continue
-            included = load_compose_file(base / path)
-            for kind in RESOURCE_KINDS:
-                imported[kind] |= set(included.get(kind) or {})
-    for kind in RESOURCE_KINDS:
-        for name in sorted(set(doc.get(kind) or {}) & imported[kind]):
-            raise UserError(f"{source}: {kind}.{name} conflicts with imported resource",
-                            hint="rename it, or change it in the included file")
