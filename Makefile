@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CT := $(BIN)/compose-tunnel
+CT := COMPOSE_TUNNEL_VIA=make $(BIN)/compose-tunnel
 WORKDIR ?=
 TUNNELS ?=
 PROFILES ?=

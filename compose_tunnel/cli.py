@@ -7,6 +7,7 @@ by the commands that talk to Docker, so `--help` and `generate` stay fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +18,7 @@ from click.core import ParameterSource
 from . import __version__, state, workflows
 from .errors import EngineError, UserError
 from .profiles import FLAG_PROFILES, load_catalog
-from .settings import BACKEND_CHOICES
+from .settings import BACKEND_CHOICES, Change
 from .stack import StartFailed
 from .workspace import Workspace
 
@@ -33,7 +34,8 @@ def _flag_param(profile: str) -> str:
 
 def opt(flag: str, *names: str, **attrs: Any):
     """A Click option that can also come from COMPOSE_TUNNEL_<FLAG> (e.g. --llm-url: _LLM_URL)."""
-    return click.option(flag, *names, envvar=ENV + flag[2:].replace("-", "_").upper(), **attrs)
+    name = flag.split("/")[0][2:]  # --livekit/--no-livekit: COMPOSE_TUNNEL_LIVEKIT=1 or 0
+    return click.option(flag, *names, envvar=ENV + name.replace("-", "_").upper(), **attrs)
 
 
 def _choice_option(name: str, choices: tuple[str, ...]):
@@ -43,7 +45,7 @@ def _choice_option(name: str, choices: tuple[str, ...]):
 
 CONFIG_OPTIONS = [
     *[
-        opt(f"--{name}", _flag_param(name), is_flag=True, default=None, help=help_text)
+        opt(f"--{name}/--no-{name}", _flag_param(name), default=None, help=help_text)
         for name, help_text in [
             ("cpu", "Models in-process on the CPU (the default when no mode is given)."),
             ("gpu", "Models on an NVIDIA GPU (needs --gpu-image or --reflector-source)."),
@@ -85,13 +87,19 @@ CONFIG_OPTIONS = [
              "127.0.0.1 when the tunnel agent runs on this host)."),
     opt("--profile", "profile_names", metavar="NAME", multiple=True,
         help="Turn on any profile by name (repeatable)."),
+    opt("--no-profile", "profiles_off", metavar="NAME", multiple=True,
+        help="Turn off a saved profile by name (repeatable)."),
     opt("--profiles-dir", "profiles_dirs", metavar="DIR", multiple=True, type=click.Path(path_type=Path),
         help="A directory of your own overlays and profiles.toml (repeatable; "
              "the env variable takes a ':'-separated list)."),
-    opt("--project-name", metavar="NAME", help="Compose project name (default reflector)."),
+    click.option("-p", "--project-name", metavar="NAME",
+                 envvar=[ENV + "PROJECT_NAME", "COMPOSE_PROJECT_NAME"],
+                 help="Compose project name (default reflector; also COMPOSE_PROJECT_NAME)."),
     # Secrets: kept in secrets.toml (0600), never in the saved configuration or any output.
     opt("--password", metavar="[PASS]", is_flag=False, flag_value=ASK,
         help="Password auth (login --admin-email); alone, asks for the password without echo."),
+    opt("--no-password", "no_password", is_flag=True, default=None,
+        help="Back to public mode (no login); the stored password hash is kept."),
     opt("--password-file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
         help="Password auth, the password read from FILE."),
     opt("--hosted-api-key", metavar="KEY", help="API key of the --hosted GPU service."),
@@ -100,11 +108,14 @@ CONFIG_OPTIONS = [
     opt("--adopt", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
         help="Take over an install made by Reflector's setup-selfhosted.sh in the clone DIR: its "
              "project, database password, keys and token (so its data keeps working)."),
+    opt("--reset", is_flag=True, default=None,
+        help="Start from the defaults instead of the saved configuration (secrets are kept)."),
 ]
 CONFIG_PARAMS = [*map(_flag_param, FLAG_PROFILES), "hosted_url", *BACKEND_CHOICES, "gpu_image",
                  "reflector_source", "llm_url", "llm_model", "admin_email", "lan_ip", "ip", "domain",
                  "tunnels", "tunnel_tcp", "tunnel_udp", "tunnel_udp_local", "node_ip", "dns_server",
-                 "dns_timeout", "publish_ip", "profile_names", "profiles_dirs", "project_name"]
+                 "dns_timeout", "publish_ip", "profile_names", "profiles_dirs", "project_name",
+                 "profiles_off", "no_password", "reset"]
 
 
 def held(workdir: Path) -> Workspace:
@@ -151,24 +162,32 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def collect_options(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any] | None:
-    """The settings options the user gave, or None when none was given (replay)."""
-    if not any(_given(ctx, name) for name in CONFIG_PARAMS):
-        return None
+def collect_options(ctx: click.Context, params: dict[str, Any]) -> Change:
+    """What the given options change in the saved settings (nothing given: a replay).
+
+    Only options given on the command line or through COMPOSE_TUNNEL_* count; the rest of the
+    saved configuration is kept."""
     for name in CONFIG_PARAMS:
         value = params.get(name)
         if _given(ctx, name) and (value == "" or (isinstance(value, tuple) and "" in map(str, value))):
-            flag = next(o for o in ctx.command.params if o.name == name).opts[0]
+            flag = max(next(o for o in ctx.command.params if o.name == name).opts, key=len)
             raise UserError(f"{flag} is empty", hint=f"give {flag} a value, or leave the option out")
-    flags = [_flag_param(name) for name in FLAG_PROFILES]
-    profiles = [name for name in FLAG_PROFILES if params.get(_flag_param(name))]
-    options = {name: params[name] for name in CONFIG_PARAMS if name not in flags}
-    options["profiles"] = profiles + list(params["profile_names"])
-    options["profiles_dirs"] = [str(p) for p in params["profiles_dirs"]]
+    given = {name: params[name] for name in CONFIG_PARAMS if _given(ctx, name)}
+    flags = {_flag_param(name): name for name in FLAG_PROFILES}
+    on = [flags[key] for key, value in given.items() if key in flags and value]
+    off = [flags[key] for key, value in given.items() if key in flags and value is False]
+    options = {key: value for key, value in given.items()
+               if key not in flags and key not in ("profile_names", "profiles_off", "no_password", "reset")}
+    profiles = on + list(given.get("profile_names", ()))
+    if profiles:
+        options["profiles"] = profiles
+    if "profiles_dirs" in options:
+        options["profiles_dirs"] = [str(p) for p in options["profiles_dirs"]]
     if options.get("reflector_source"):
         options["reflector_source"] = str(options["reflector_source"])
-    del options["profile_names"]
-    return {k: v for k, v in options.items() if v not in (None, "")}
+    return Change(given={k: v for k, v in options.items() if v not in (None, "", ())},
+                  profiles_off=tuple(off) + tuple(given.get("profiles_off", ())),
+                  public=bool(given.get("no_password")), reset=bool(given.get("reset")))
 
 
 def collect_secrets(params: dict[str, Any]) -> dict[str, str]:
@@ -207,12 +226,20 @@ def report_adopted(prepared: workflows.Prepared) -> None:
                    + ", ".join(install.found))
 
 
-def report_settings(prepared: workflows.Prepared) -> None:
+def report_settings(prepared: workflows.Prepared, changes: bool = True) -> None:
     if prepared.replayed:
         args = " ".join(prepared.settings.to_args()) or "(defaults)"
         click.echo(f"replaying saved configuration: {args}")
+    elif changes:
+        report_changes(prepared.changes, click.echo)
     for warning in prepared.plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+def report_changes(changes: list[str], say: Callable[[str], None]) -> None:
+    """The saved configuration's change, before it applies (`+ livekit`, `ip: a -> b`)."""
+    if changes:
+        say("configuration: " + "; ".join(changes))
 
 
 def show_version(ctx: click.Context) -> None:
@@ -247,7 +274,9 @@ def generate(ctx: click.Context, workdir: Path, **params: Any) -> None:
     """Render compose.yml, livekit.yaml, the Caddyfile and env files; start nothing.
 
     \b
-    With no flags the saved configuration is replayed; with flags it is replaced.
+    With no flags the saved configuration is replayed. Flags change it and the
+    rest is kept: --no-livekit (or --no-profile NAME) turns a saved profile off,
+    --reset starts from the defaults; the change is printed first.
     Example:
       compose-tunnel generate --cpu --livekit --tunnels tcp.example.com:9055,udp.example.com:14139
     """
@@ -310,7 +339,7 @@ def start(action: Callable[[], "workflows.UpResult"]) -> "workflows.UpResult":
         return action()
     except StartFailed as failure:
         click.echo(f"compose-tunnel: {failure.report}", err=True)
-        click.echo(f"hint: {failure.hint}", err=True)
+        click.echo(f"hint: {for_interface(failure.hint)}", err=True)
         sys.exit(1)
 
 
@@ -355,7 +384,9 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
     """Generate the files, start the stack and wait until it is ready.
 
     \b
-    With no flags the saved configuration is replayed; with flags it is replaced.
+    With no flags the saved configuration is replayed. Flags change it and the
+    rest is kept: --no-livekit (or --no-profile NAME) turns a saved profile off,
+    --reset starts from the defaults; the change is printed first.
     Examples:
       compose-tunnel up --cpu --livekit --garage \\
           --tunnels my-tunnel.example.com:9055,udp-host.example.com:14139
@@ -376,11 +407,14 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
         for line in workflows.up_steps(workspace, prepared, build=build, pull=pull):
             click.echo(line)
         return
-    result = start(lambda: workflows.up(workspace, options, secret_options, adopt=params["adopt"],
-                                        say=click.echo, build=build, pull=pull,
-                                        wait_seconds=wait_timeout))
-    report_adopted(result.prepared)
-    report_settings(result.prepared)
+    prepared = workflows.prepare(workspace, options, secret_options, params["adopt"])
+
+    def announce() -> None:
+        report_adopted(prepared)
+        report_settings(prepared)
+
+    result = start(lambda: workflows.up_prepared(workspace, prepared, say=click.echo, build=build,
+                                                 pull=pull, wait_seconds=wait_timeout, announce=announce))
     print_access(result)
 
 
@@ -515,13 +549,53 @@ def config_reset(workdir: Path) -> None:
     click.echo(f"forgot the saved configuration in {workdir}")
 
 
+MAKE_TARGETS = {"up": "up", "down": "down", "rebuild": "rebuild", "status": "status", "logs": "logs",
+                "generate": "generate", "config show": "config"}
+_COMMAND = re.compile(r"`?compose-tunnel (config show|up|down|rebuild|status|logs|generate)\b`?")
+_FLAG = re.compile(r"(--[a-z][a-z0-9-]*)( [^\s]+)?")
+
+
+def for_interface(text: str) -> str:
+    """A hint in the words of the interface in use: `make` users (the Makefile sets
+    COMPOSE_TUNNEL_VIA=make) set TUNNELS=, WORKDIR= or ARGS="--flag VALUE", and run make targets."""
+    import os
+
+    if os.environ.get(ENV + "VIA") != "make":
+        return text
+    options = {name: param for param in up.params if isinstance(param, click.Option) for name in param.opts}
+
+    def is_value(name: str, token: str) -> bool:
+        param = options.get(name)
+        if param is None or param.is_flag:
+            return False
+        choices = getattr(param.type, "choices", None)
+        return bool(re.search(r"[A-Z0-9:./,=]", token)) or token in (choices or ())
+
+    def flag(match: re.Match) -> str:
+        name, rest = match.group(1), match.group(2) or ""
+        value = rest.strip().rstrip(",;.)")
+        if not (value and is_value(name, value)):
+            if name in ("--tunnels", "--workdir"):
+                return name[2:].upper() + rest
+            return f'ARGS="{name}"{rest}'
+        suffix = rest.strip()[len(value):]
+        if name in ("--tunnels", "--workdir"):
+            return f"{name[2:].upper()}={value}{suffix}"
+        return f'ARGS="{name} {value}"{suffix}'
+
+    text = _FLAG.sub(flag, text)
+    return _COMMAND.sub(lambda m: f"`make {MAKE_TARGETS[m.group(1)]}`", text)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except UserError as error:
+        error.hint = error.hint and for_interface(error.hint)
         click.echo(f"compose-tunnel: error: {error}", err=True)
         sys.exit(2)
     except EngineError as error:
+        error.hint = error.hint and for_interface(error.hint)
         click.echo(f"compose-tunnel: {error}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:

@@ -1,6 +1,7 @@
 """Workflows the commands run: plain functions over a workspace, no Click.
 
-Data flows one way: options -> Settings (or the saved ones) -> Plan -> rendered files -> stack.
+Data flows one way: options -> Settings (the saved ones, changed by the options) -> Plan ->
+rendered files -> stack.
 Settings are saved with the files rendered from them (a failed start is retried by a replay).
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -16,7 +17,7 @@ from . import state
 from .plan import Plan, make_plan
 from .profiles import load_catalog
 from .renderers import render_all
-from .settings import Settings
+from .settings import Change, Settings, apply_change, describe_change
 from .errors import UserError
 from .state import Secrets
 from .workspace import FileContent, Workspace
@@ -37,24 +38,28 @@ class Prepared:
     files: dict[str, FileContent]
     new_password: bool = False  # the database password was made now (no workdir had one)
     adopted: "Install | None" = None
+    changes: list[str] = field(default_factory=list)  # how the saved settings change, in words
 
 
-def choose_settings(workspace: Workspace, options: Mapping[str, Any] | None,
-                    secret_options: Mapping[str, str] | None = None) -> tuple[Settings, bool]:
-    """Settings from the given options, or the saved ones when no option was given.
+def choose_settings(workspace: Workspace, change: "Change | Mapping[str, Any] | None",
+                    secret_options: Mapping[str, str] | None = None) -> tuple[Settings, bool, list[str]]:
+    """The settings to run: the saved ones as `change` changes them (a mapping: options given),
+    or replayed as they are when nothing is asked. Also: whether it is a replay, and the change
+    in words. A password given turns password auth on."""
+    change = as_change(change)
+    if secret_options and secret_options.get("password"):
+        change = replace(change, given={**change.given, "auth": "password"})
+    saved = state.load_settings(workspace)
+    if change.empty:
+        return (saved, True, []) if saved is not None else (Settings(), False, [])
+    settings = apply_change(saved, change)
+    return settings, False, describe_change(saved, settings)
 
-    A password given alone turns password auth on in the saved settings."""
-    password = bool(secret_options and secret_options.get("password"))
-    if options is None:
-        saved = state.load_settings(workspace)
-        if saved is None:
-            return Settings(auth="password" if password else "public"), False
-        if password and saved.auth != "password":
-            return Settings.from_options(saved.to_options() | {"auth": "password"}), True
-        return saved, True
-    if password:
-        options = {**options, "auth": "password"}
-    return Settings.from_options(options), False
+
+def as_change(change: "Change | Mapping[str, Any] | None") -> Change:
+    if isinstance(change, Change):
+        return change
+    return Change(given=dict(change or {}))
 
 
 def apply_secret_options(secrets: Secrets, secret_options: Mapping[str, str] | None,
@@ -75,7 +80,7 @@ def apply_secret_options(secrets: Secrets, secret_options: Mapping[str, str] | N
                         hint="pass --password (asks for it), or --password-file FILE")
 
 
-def prepare(workspace: Workspace, options: Mapping[str, Any] | None,
+def prepare(workspace: Workspace, options: "Change | Mapping[str, Any] | None",
             secret_options: Mapping[str, str] | None = None, adopt: Path | None = None) -> Prepared:
     """Everything up to rendered content in memory: validation, DNS, rendering. Writes nothing.
 
@@ -88,8 +93,10 @@ def prepare(workspace: Workspace, options: Mapping[str, Any] | None,
         from .adopt import read_install
 
         install = read_install(adopt)
-        options = {"project_name": install.project_name, **install.options, **(options or {})}
-    settings, replayed = choose_settings(workspace, options, secret_options)
+        change = as_change(options)  # the install's settings are the base the options change
+        options = replace(change, reset=True, given={"project_name": install.project_name,
+                                                     **install.options, **change.given})
+    settings, replayed, changes = choose_settings(workspace, options, secret_options)
     plan = make_plan(settings, load_catalog(settings.profiles_dirs))
     secrets = state.load_secrets(workspace)
     new_password = "postgres_password" not in secrets.values
@@ -101,7 +108,7 @@ def prepare(workspace: Workspace, options: Mapping[str, Any] | None,
         plan = replace(plan, warnings=plan.warnings + (
             "no HuggingFace token: diarization falls back to a public model (--hf-token TOKEN)",))
     return Prepared(settings, replayed, plan, secrets, render(workspace, plan, secrets),
-                    new_password and install is None, install)
+                    new_password and install is None, install, changes)
 
 
 def render(workspace: Workspace, plan: Plan, secrets: Secrets) -> dict[str, FileContent]:
@@ -117,7 +124,7 @@ def write(workspace: Workspace, prepared: Prepared, *, save_settings: bool) -> l
     return workspace.write(files)
 
 
-def generate(workspace: Workspace, options: Mapping[str, Any] | None,
+def generate(workspace: Workspace, options: "Change | Mapping[str, Any] | None",
              secret_options: Mapping[str, str] | None = None,
              adopt: Path | None = None) -> tuple[Prepared, list[str]]:
     """Render every file into the workdir and remember the settings; start nothing."""
@@ -171,7 +178,7 @@ class UpResult:
 
 def up(
     workspace: Workspace,
-    options: Mapping[str, Any] | None,
+    options: "Change | Mapping[str, Any] | None",
     secret_options: Mapping[str, str] | None = None,
     *,
     adopt: Path | None = None,
@@ -193,8 +200,10 @@ def up_prepared(
     build: bool = False,
     pull: str | None = None,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    announce: Callable[[], None] = lambda: None,
 ) -> UpResult:
-    """`up` from settings already prepared (validated, resolved and rendered)."""
+    """`up` from settings already prepared (validated, resolved and rendered). `announce` says
+    what is about to apply, once the engine is known to answer and before anything changes."""
     from .renderers import COMPOSE, DOTENV
 
     settings = prepared.settings
@@ -202,6 +211,7 @@ def up_prepared(
     stack.check(compose_version_needed(prepared.files[COMPOSE].text))
     previous = state.load_applied(workspace)
     check_postgres_volume(stack, prepared, previous)
+    announce()
     # Saved with the files it rendered, before anything starts: after a failed start (an image
     # that cannot be pulled), a plain `up` retries what the user asked for, not an older stack.
     changed = write(workspace, prepared, save_settings=True)

@@ -235,4 +235,9 @@ class Workspace:
                             hint="check the permissions of its parent, or choose another --workdir") from None
 
     def remove(self, name: str) -> None:
-        self.path(name).unlink(missing_ok=True)
+        try:
+            self.path(name).unlink(missing_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot remove {self.path(name)}: {error.strerror or error}",
+                            hint="check the permissions of the workdir (an immutable or read-only "
+                                 "directory cannot change)") from None

@@ -115,7 +115,7 @@ def test_password_alone_switches_the_saved_stack_to_password_auth(tmp_path):
     assert run("generate", "--livekit", cwd=tmp_path).returncode == 0
     result = run("generate", cwd=tmp_path, env={"COMPOSE_TUNNEL_PASSWORD": "long-enough-1"})
     assert result.returncode == 0, result.stderr
-    assert "replaying saved configuration: --livekit" in result.stdout
+    assert "configuration: auth: (none) -> password\nprofiles: base, livekit\n" in result.stdout
     assert "AUTH_BACKEND=password" in (tmp_path / ".compose-tunnel" / "server.env").read_text()
 
 

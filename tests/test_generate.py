@@ -155,21 +155,21 @@ def test_user_keys_in_env_files_survive_a_rerun(project):
     generate(project, *TUNNEL_ARGS)
     server_env = project / ".compose-tunnel" / "server.env"
     server_env.write_text("ZULIP_REALM=chat.example.com\n" + server_env.read_text())
-    generate(project, "--cpu", "--livekit", "--tunnels", "other.example.com:9100,203.0.113.9:14139")
+    generate(project, "--no-garage", "--tunnels", "other.example.com:9100,203.0.113.9:14139")
     text = server_env.read_text()
     assert text.startswith("ZULIP_REALM=chat.example.com\n")
     assert "BASE_URL=https://other.example.com:9100\n" in text
     assert "GARAGE" not in text and "garage" not in (project / ".compose-tunnel/compose.yml").read_text()
 
 
-def test_no_flags_replays_the_saved_configuration_and_flags_replace_it(project):
+def test_no_flags_replays_the_saved_configuration_and_reset_replaces_it(project):
     generate(project, *TUNNEL_ARGS)
     secrets = (project / ".compose-tunnel" / "secrets.toml").read_text()
     replay = generate(project)
     assert f"replaying saved configuration: --cpu --livekit --garage --tunnel-tcp {TCP} --tunnel-udp {UDP}" \
         in replay.stdout
     assert "tunnel-udp" in replay.stdout
-    replaced = generate(project, "--gpu", "--gpu-image", "gpu:1")
+    replaced = generate(project, "--reset", "--gpu", "--gpu-image", "gpu:1")
     assert "replaying" not in replaced.stdout
     assert "profiles: base, gpu\n" in replaced.stdout
     assert "replaying saved configuration: --gpu --gpu-image gpu:1" in generate(project).stdout
@@ -188,7 +188,7 @@ def test_env_variables_work_like_flags(project):
     (["--tunnel-tcp", "bad_host!:9055"], "TCP tunnel"),
     (["--tunnels", f"{TCP},{UDP}", "--ip", "203.0.113.7", "--livekit"], "cannot be combined with --ip"),
     (["--cpu", "--gpu"], "conflict"),
-    (["--tunnels", f"{TCP},{UDP}"], "requires profile 'livekit'"),
+    (["--no-livekit"], "requires profile 'livekit'"),
     (["--profile", "nope"], "unknown profile 'nope'"),
     (["--profiles-dir", "/nonexistent/profiles"], "does not exist"),
     (["--livekit", "--tunnels", f"{TCP},udp.invalid:14139", "--dns-timeout", "1"], "--node-ip"),

@@ -170,3 +170,21 @@ def test_a_run_killed_at_any_write_step_leaves_one_whole_generation(tmp_path):
     assert len(outcomes) > 10 and "old" in outcomes and "new" in outcomes, outcomes
     # Before the journal is on disk a crash drops the new generation; after it, completes it.
     assert outcomes == sorted(outcomes, key=["old", "new"].index)
+
+
+def test_an_immutable_workdir_is_one_line_and_stays_as_it_was(tmp_path):
+    """`chattr +i` (the issue's case): nothing can change in the workdir, and every command says so."""
+    assert run("generate", *GOOD, cwd=tmp_path).returncode == 0
+    work = tmp_path / ".compose-tunnel"
+    before = snapshot(work)
+    subprocess.run(["chattr", "+i", str(work)], check=True)
+    try:
+        for args in (["config", "reset"], ["generate", "-p", "other"],
+                     ["generate", "--reset", "--cpu"]):
+            result = run(*args, cwd=tmp_path)
+            assert result.returncode == 2, (args, result.stdout, result.stderr)
+            assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+            assert "Operation not permitted" in result.stderr and "hint:" in result.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(work)], check=True)
+    assert snapshot(work) == before

@@ -1,0 +1,50 @@
+"""Habits of the interface in use: `make` users get hints in make's words; Compose users' -p."""
+
+from __future__ import annotations
+
+import pytest
+
+from compose_tunnel.cli import for_interface
+
+from test_generate import run
+
+
+@pytest.mark.parametrize(("hint", "expected"), [
+    ("add --tunnel-tcp HOST:PORT, or give both with --tunnels TCP,UDP",
+     'add ARGS="--tunnel-tcp HOST:PORT", or give both with TUNNELS=TCP,UDP'),
+    ("pass --node-ip IP with the tunnel's public IPv4 address",
+     'pass ARGS="--node-ip IP" with the tunnel\'s public IPv4 address'),
+    ("run `compose-tunnel up` first, or pass the --workdir you used",
+     "run `make up` first, or pass the WORKDIR you used"),
+    ("add --password", 'add ARGS="--password"'),
+    ("--transcript whisper | modal", 'ARGS="--transcript whisper" | modal'),
+    ("check the network and the image names, or pass --no-pull", 'check the network and the image '
+     'names, or pass ARGS="--no-pull"'),
+    ("see `compose-tunnel config show`", "see `make config`"),
+])
+def test_hints_for_make_users(monkeypatch, hint, expected):
+    monkeypatch.setenv("COMPOSE_TUNNEL_VIA", "make")
+    assert for_interface(hint) == expected
+    monkeypatch.delenv("COMPOSE_TUNNEL_VIA")
+    assert for_interface(hint) == hint
+
+
+def test_a_make_user_sees_make_words_end_to_end(tmp_path):
+    plain = run("generate", "--tunnel-udp", "udp.example.com:14139", cwd=tmp_path)
+    via_make = run("generate", "--tunnel-udp", "udp.example.com:14139", cwd=tmp_path,
+                   env={"COMPOSE_TUNNEL_VIA": "make"})
+    assert plain.returncode == via_make.returncode == 2
+    assert "hint: add --tunnel-tcp HOST:PORT, or give both with --tunnels TCP,UDP" in plain.stderr
+    assert 'hint: add ARGS="--tunnel-tcp HOST:PORT", or give both with TUNNELS=TCP,UDP' in via_make.stderr
+
+
+def test_project_name_as_compose_users_give_it(tmp_path):
+    short = run("generate", "-p", "meetings", cwd=tmp_path)
+    assert short.returncode == 0, short.stderr
+    assert "project_name: (none) -> meetings" in short.stdout
+    compose_variable = run("generate", cwd=tmp_path, env={"COMPOSE_PROJECT_NAME": "standup"})
+    assert compose_variable.returncode == 0, compose_variable.stderr
+    assert "project_name: meetings -> standup" in compose_variable.stdout
+    ours_first = run("generate", cwd=tmp_path, env={"COMPOSE_PROJECT_NAME": "standup",
+                                                    "COMPOSE_TUNNEL_PROJECT_NAME": "retro"})
+    assert "project_name: standup -> retro" in ours_first.stdout
