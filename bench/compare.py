@@ -60,8 +60,10 @@ def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, 
     return elapsed, usage.ru_maxrss
 
 
-def series(name: str, command: list[str], cwd: Path, env: dict[str, str], runs: int) -> dict:
-    measure(command, cwd, env)  # warm the page cache
+def series(name: str, command: list[str], cwd: Path, env: dict[str, str], runs: int,
+           warm: bool = True) -> dict:
+    if warm:
+        measure(command, cwd, env)  # warm the page cache
     samples = [measure(command, cwd, env) for _ in range(runs)]
     times = [t for t, _ in samples]
     return {"name": name, "median_s": statistics.median(times), "min_s": min(times),
@@ -109,8 +111,62 @@ def bench_generation(runs: int) -> None:
             series("compose-tunnel --help",
                    [sys.executable, "-m", "compose_tunnel", "--help"], work, env, runs),
         ]
+        floor = series("python -c 'import click' (the --help floor)",
+                       [sys.executable, "-c", "import click"], work, env, runs)
         print(f"generation, {runs} runs each, profiles: {', '.join(p.stem for p in overlays)}")
         report(rows, reference)
+        print("\n--help against the floor of any click program")
+        report([floor, rows[-1]], floor)
+
+
+def write_large_project(directory: Path, services: int) -> list[str]:
+    """A base of `services` services and three overlays that each touch every one of them."""
+    def service(index: int) -> str:
+        return (f"  svc{index}:\n    image: registry.example.com/app{index % 17}:1.{index % 9}\n"
+                f"    environment:\n      INDEX: \"{index}\"\n      MODE: base\n"
+                f"    ports: [\"{10000 + index}:80\"]\n    volumes: [\"data{index % 5}:/data\", \"./conf:/conf:ro\"]\n"
+                f"    labels: [team=core, svc=svc{index}]\n"
+                f"    depends_on: [svc{max(index - 1, 0)}]\n" if index else
+                "  svc0:\n    image: registry.example.com/app0:1.0\n")
+    base = "services:\n" + "".join(service(i) for i in range(services)) + "volumes:\n" + "".join(
+        f"  data{i}: {{}}\n" for i in range(5))
+    overlays = [
+        "services:\n" + "".join(f"  svc{i}:\n    environment: [MODE=dev, EXTRA_{i % 7}=1]\n"
+                                 f"    command: [\"serve\", \"--port\", \"80\"]\n" for i in range(services)),
+        "services:\n" + "".join(f"  svc{i}:\n    ports: [\"{20000 + i}:81\"]\n    labels: {{tier: web}}\n"
+                                 for i in range(services)),
+        "services:\n" + "".join(f"  svc{i}:\n    healthcheck: {{test: [CMD, 'true'], interval: 5s}}\n"
+                                 f"    deploy: {{resources: {{limits: {{memory: 256M}}}}}}\n"
+                                 for i in range(services)),
+    ]
+    names = []
+    for index, text in enumerate([base, *overlays]):
+        name = f"{index + 1}.yml"
+        (directory / name).write_text(text, encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def bench_merge(runs: int, sizes: tuple[int, ...]) -> None:
+    """`merge` of a large project next to `docker compose config -q` on the same four files."""
+    env = clean_env()
+    compose = compose_command()
+    print(f"\nmerge, 4 files (a base and 3 overlays touching every service), {runs} runs each")
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            names = write_large_project(work, size)
+            files = [arg for name in names for arg in ("-f", name)]
+            # Compose's time grows with the square of the services (111 s at 5,000 here):
+            # past 1,000 it runs once, unwarmed.
+            big = size > 1000
+            reference = series(f"docker compose -f x4 config -q ({size} services)",
+                               [*compose, "-p", "bench", *files, "config", "-q"], work, env,
+                               1 if big else runs, warm=not big)
+            ours = series(f"compose-tunnel merge ({size} services)",
+                          [sys.executable, "-m", "compose_tunnel", "merge", *names, "-o", "merged.yml"],
+                          work, env, runs)
+            report([reference, ours], reference)
 
 
 def summary(name: str, samples: list[tuple[float, int]]) -> dict:
@@ -158,9 +214,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--engine", action="store_true", help="also time up on a real engine")
     parser.add_argument("--engine-runs", type=int, default=3)
+    parser.add_argument("--merge-sizes", type=int, nargs="+", default=[100, 1000, 5000],
+                        help="services in the large merge (the scaling curve)")
     parser.add_argument("--profiles-dir", type=Path, default=ROOT / "tests" / "engine" / "profiles")
     options = parser.parse_args()
     bench_generation(options.runs)
+    bench_merge(max(3, options.runs // 3), tuple(options.merge_sizes))
     if options.engine:
         bench_engine(options.profiles_dir, options.engine_runs)
 

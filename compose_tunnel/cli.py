@@ -6,7 +6,6 @@ by the commands that talk to Docker, so `--help` and `generate` stay fast.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -15,12 +14,30 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from . import __version__, state, workflows
+from . import __version__
+from .choices import BACKEND_CHOICES, DEFAULT_WAIT_SECONDS, FLAG_PROFILES
 from .errors import EngineError, UserError
-from .profiles import FLAG_PROFILES, load_catalog
-from .settings import BACKEND_CHOICES, Change
-from .stack import StartFailed
-from .workspace import Workspace
+
+
+class _Lazy:
+    """A module imported on first use: `--help` and `generate` load only what they run."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name, __package__), attribute)
+
+
+state, workflows = _Lazy(".state"), _Lazy(".workflows")
+
+
+def Workspace(root: Path) -> "workspace.Workspace":  # noqa: N802 - stands for the class
+    from .workspace import Workspace as workspace_class
+
+    return workspace_class(root)
 
 ENV = "COMPOSE_TUNNEL_"
 DEFAULT_WORKDIR = ".compose-tunnel"
@@ -118,7 +135,7 @@ CONFIG_PARAMS = [*map(_flag_param, FLAG_PROFILES), "hosted_url", *BACKEND_CHOICE
                  "profiles_off", "no_password", "reset"]
 
 
-def held(workdir: Path) -> Workspace:
+def held(workdir: Path) -> "workspace.Workspace":
     """The workdir, locked until the command ends (COMPOSE_TUNNEL_LOCK_TIMEOUT: seconds to wait)."""
     import os
 
@@ -147,7 +164,7 @@ workdir_option = click.option(
 )
 
 wait_timeout_option = click.option(
-    "--wait-timeout", type=float, default=workflows.DEFAULT_WAIT_SECONDS, show_default=True,
+    "--wait-timeout", type=float, default=DEFAULT_WAIT_SECONDS, show_default=True,
     metavar="SECONDS", help="How long to wait for the services to be ready.",
 )
 
@@ -162,7 +179,7 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def collect_options(ctx: click.Context, params: dict[str, Any]) -> Change:
+def collect_options(ctx: click.Context, params: dict[str, Any]) -> "Change":
     """What the given options change in the saved settings (nothing given: a replay).
 
     Only options given on the command line or through COMPOSE_TUNNEL_* count; the rest of the
@@ -185,6 +202,8 @@ def collect_options(ctx: click.Context, params: dict[str, Any]) -> Change:
         options["profiles_dirs"] = [str(p) for p in options["profiles_dirs"]]
     if options.get("reflector_source"):
         options["reflector_source"] = str(options["reflector_source"])
+    from .settings import Change
+
     return Change(given={k: v for k, v in options.items() if v not in (None, "", ())},
                   profiles_off=tuple(off) + tuple(given.get("profiles_off", ())),
                   public=bool(given.get("no_password")), reset=bool(given.get("reset")))
@@ -322,6 +341,8 @@ def merge(files: tuple[Path, ...], output: Path | None) -> None:
               help="Also read this directory of overlays (repeatable).")
 def list_profiles(profiles_dirs: tuple[Path, ...]) -> None:
     """List every profile with its source, description and relations."""
+    from .profiles import load_catalog
+
     catalog = load_catalog(profiles_dirs)
     for profile in catalog.profiles.values():
         sources = ", ".join(profile.sources) or "manifest only"
@@ -333,11 +354,17 @@ def list_profiles(profiles_dirs: tuple[Path, ...]) -> None:
                 click.echo(f"{'':<12} {relation}: {', '.join(names)}")
 
 
+def _start_failed() -> type:
+    from .stack import StartFailed
+
+    return StartFailed
+
+
 def start(action: Callable[[], "workflows.UpResult"]) -> "workflows.UpResult":
     """Run a starting workflow; a failed start prints its report and exits 1."""
     try:
         return action()
-    except StartFailed as failure:
+    except _start_failed() as failure:
         click.echo(f"compose-tunnel: {failure.report}", err=True)
         click.echo(f"hint: {for_interface(failure.hint)}", err=True)
         sys.exit(1)
@@ -452,6 +479,8 @@ def status(workdir: Path, as_json: bool) -> None:
     """Show each service of the started stack: state and health."""
     states = workflows.applied_stack(Workspace(workdir)).states()
     if as_json:
+        import json
+
         click.echo(json.dumps([s.__dict__ for s in states], indent=2))
         return
     if not states:
@@ -524,6 +553,8 @@ def config_show(workdir: Path, as_json: bool) -> None:
         "secrets": {name: "********" for name in sorted(secrets.values)},
     }
     if as_json:
+        import json
+
         click.echo(json.dumps(data, indent=2))
         return
     if settings is None:
@@ -551,8 +582,8 @@ def config_reset(workdir: Path) -> None:
 
 MAKE_TARGETS = {"up": "up", "down": "down", "rebuild": "rebuild", "status": "status", "logs": "logs",
                 "generate": "generate", "config show": "config"}
-_COMMAND = re.compile(r"`?compose-tunnel (config show|up|down|rebuild|status|logs|generate)\b`?")
-_FLAG = re.compile(r"(--[a-z][a-z0-9-]*)( [^\s]+)?")
+_COMMAND = r"`?compose-tunnel (config show|up|down|rebuild|status|logs|generate)\b`?"
+_FLAG = r"(--[a-z][a-z0-9-]*)( [^\s]+)?"
 
 
 def for_interface(text: str) -> str:
@@ -583,8 +614,8 @@ def for_interface(text: str) -> str:
             return f"{name[2:].upper()}={value}{suffix}"
         return f'ARGS="{name} {value}"{suffix}'
 
-    text = _FLAG.sub(flag, text)
-    return _COMMAND.sub(lambda m: f"`make {MAKE_TARGETS[m.group(1)]}`", text)
+    text = re.sub(_FLAG, flag, text)
+    return re.sub(_COMMAND, lambda m: f"`make {MAKE_TARGETS[m.group(1)]}`", text)
 
 
 def main() -> None:

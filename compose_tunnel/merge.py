@@ -55,7 +55,7 @@ from pathlib import Path as Path_
 from typing import Any
 
 from .errors import UserError
-from .yamlio import Override, Reset, load_compose_text, read_compose_text
+from .yamlio import Override, Reset, load_compose_text, no_cycle_collection, read_compose_text
 
 Path = tuple  # of mapping keys (str) and sequence indexes (int)
 
@@ -81,9 +81,10 @@ def merge_files(paths: list[str | os.PathLike],
     project_dir = paths[0].parent.absolute() if paths else Path_.cwd()
     directory_of = reference_dir or (lambda path: project_dir)
     reading = Reading(trusted)
-    docs = [reading.load(path) for path in paths]
-    merged = merge_documents(docs, [os.fspath(p) for p in paths],
-                             [Path_(directory_of(p)).absolute() for p in paths], reading)
+    with no_cycle_collection():
+        docs = [reading.load(path) for path in paths]
+        merged = merge_documents(docs, [os.fspath(p) for p in paths],
+                                 [Path_(directory_of(p)).absolute() for p in paths], reading)
     if reading.checked:
         check_merged(merged, reading.files)
     check_project(merged, reading.files)
@@ -484,7 +485,7 @@ class _Merger:
         self.source = source
 
     def merge(self, base: Any, over: Any, path: Path) -> Any:
-        for pattern, special in _SPECIALS:
+        for pattern, special in _SPECIALS_BY_LAST.get(path[-1] if path else None, ()):
             if _matches(path, pattern):
                 return special(self, base, over, path)
         if over is None:
@@ -699,6 +700,33 @@ _UNIQUE: list[tuple[Path, Indexer]] = [
 ]
 
 
+def _by_last_key(rules: list) -> dict:
+    """Rules indexed by the last key of their pattern: a path is matched against its own few
+    (a `*` last key, as in `services.*.ulimits.*`, matches any: it is added to every list)."""
+    wildcard = [rule for rule in rules if rule[0][-1] == "*"]
+    index: dict = {}
+    for rule in rules:
+        if rule[0][-1] != "*":
+            index.setdefault(rule[0][-1], list(wildcard)).append(rule)
+    return _WildcardIndex(index, wildcard)
+
+
+class _WildcardIndex(dict):
+    def __init__(self, index: dict, wildcard: list) -> None:
+        super().__init__(index)
+        self.wildcard = wildcard
+
+    def __missing__(self, key: Any) -> list:
+        return self.wildcard
+
+    def get(self, key: Any, default: Any = None) -> list:  # noqa: ARG002 - always the rules
+        return self[key]
+
+
+_SPECIALS_BY_LAST = _by_last_key(_SPECIALS)
+_UNIQUE_BY_LAST = _by_last_key(_UNIQUE)
+
+
 def _enforce_unicity(value: Any, path: Path) -> None:
     """Compose's EnforceUnicity, in place: a later entry with the same key replaces the first.
 
@@ -714,7 +742,7 @@ def _enforce_unicity(value: Any, path: Path) -> None:
 
 
 def _unique(items: list, path: Path) -> list:
-    indexer = next((ix for pattern, ix in _UNIQUE if _matches(path, pattern)), None)
+    indexer = next((ix for pattern, ix in _UNIQUE_BY_LAST.get(path[-1], ()) if _matches(path, pattern)), None)
     if indexer is None:
         return items
     keys = [indexer(item) for item in items]

@@ -15,14 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .choices import FLAG_PROFILES
 from .errors import UserError
 
 BASE = "base"
 MANIFEST = "profiles.toml"
 BUILTIN_SOURCE = "built-in"
 RELATIONS = ("implies", "conflicts", "requires")
-# Profiles with a flag of their own (--cpu, ...): hints and replayed flags name that flag.
-FLAG_PROFILES = ("cpu", "gpu", "livekit", "garage", "caddy", "ollama-cpu", "ollama-gpu")
 
 
 def builtin_dir() -> Path:

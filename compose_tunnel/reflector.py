@@ -15,7 +15,8 @@ import os
 from typing import TYPE_CHECKING, Mapping
 
 from .services import GPU_SERVICE_URL, LLM_PORT, OLLAMA_CPU, OLLAMA_GPU
-from .settings import BACKEND_CHOICES, DEFAULT_ADMIN_EMAIL
+from .choices import BACKEND_CHOICES
+from .settings import DEFAULT_ADMIN_EMAIL
 
 if TYPE_CHECKING:
     from .plan import Plan

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from .choices import BACKEND_CHOICES, FLAG_PROFILES
 from .errors import UserError
-from .profiles import FLAG_PROFILES
 from .tunnel import (
     Address, parse_address, parse_dns_server, parse_ip, parse_ipv4, parse_port, parse_tunnels, parse_url,
 )
@@ -25,15 +25,6 @@ DEFAULT_ADMIN_EMAIL = "admin@localhost"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
-# Reflector's five model backends and the values each takes (upstream's per-backend flags).
-# The first value is the in-process one (--cpu); "modal" is a GPU service (--gpu, --hosted).
-BACKEND_CHOICES = {
-    "transcript": ("whisper", "modal"),
-    "diarization": ("pyannote", "modal"),
-    "translation": ("marian", "modal", "passthrough"),
-    "padding": ("pyav", "modal"),
-    "mixdown": ("pyav", "modal"),
-}
 GPU_DOCKERFILE = Path("gpu/self_hosted/Dockerfile")
 
 

@@ -2,7 +2,8 @@
 Specification's JSON schema, and the merged project with the checks Compose makes on a project.
 
 The schema is the copy check-jsonschema maintains (read as a data file; that package is never
-imported), checked with jsonschema, imported only when a file is validated: the built-in
+imported), checked with jsonschema-rs (fast, compiled) and, to explain a failure, jsonschema;
+both imported only when a file is validated: the built-in
 profiles are validated by the tests, so `generate` of a stack made of them alone pays nothing.
 An error names the file, line and column, the YAML path and what is wrong, in one line; an
 unknown key gets the nearest known one ("did you mean").
@@ -134,10 +135,28 @@ def _has_path(doc: Any, path: list) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=2)
+def _fast_validator(relaxed: tuple[tuple[str, str], ...]):
+    """jsonschema-rs, compiled from the same schema: whether a document is valid (the common
+    case) is known in milliseconds; what is wrong with an invalid one, jsonschema says."""
+    try:
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - a dependency; jsonschema alone still works
+        return None
+    return jsonschema_rs.Draft202012Validator(_relax(schema(), relaxed))
+
+
 def _first_error(doc: dict, relaxed: tuple[tuple[str, str], ...]):
+    doc = _without_nulls(doc)
+    fast = _fast_validator(relaxed)
+    try:
+        if fast is not None and fast.is_valid(doc):
+            return None
+    except Exception:  # noqa: BLE001 - a value it cannot take (a YAML timestamp): jsonschema decides
+        pass
     from jsonschema.exceptions import best_match
 
-    errors = [e for e in _validator(relaxed).iter_errors(_without_nulls(doc)) if not _spurious(e)]
+    errors = [e for e in _validator(relaxed).iter_errors(doc) if not _spurious(e)]
     return best_match(errors)
 
 

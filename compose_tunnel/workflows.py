@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from . import state
+from .choices import DEFAULT_WAIT_SECONDS
 from .plan import Plan, make_plan
 from .profiles import load_catalog
 from .renderers import render_all
@@ -143,7 +144,6 @@ def merge_to_text(paths: list[Path]) -> str:
 
 APPLIED_COMPOSE = "applied/compose.yml"
 APPLIED_DOTENV = "applied/.env"
-DEFAULT_WAIT_SECONDS = 300.0
 
 
 def stack_for(workspace: Workspace, project_name: str, *, applied: bool = False) -> "Stack":

@@ -11,7 +11,9 @@ YAML 1.2 (Go) reader get back exactly those values.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import io
 import math
 import os
@@ -230,7 +232,7 @@ class _GoConstructor(SafeConstructor):
     def construct_tagged(self, node: Node) -> Any:
         if isinstance(node, ScalarNode):
             # go-yaml resolves a scalar under a custom tag like an untagged plain one.
-            return resolve_plain(node.value) if node.style is None else node.value
+            return resolve_plain(node.value) if not node.style else node.value
         if isinstance(node, SequenceNode):
             return self.construct_sequence(node, deep=True)
         return self.construct_mapping(node, deep=True)
@@ -262,7 +264,7 @@ _GoConstructor.add_constructor(OVERRIDE_TAG, _GoConstructor.construct_override)
 _GoConstructor.add_multi_constructor("!", _GoConstructor.construct_unknown)
 
 
-class _GoLoader(Reader, Scanner, Parser, Composer, _GoConstructor, _GoResolver):
+class _GoPureLoader(Reader, Scanner, Parser, Composer, _GoConstructor, _GoResolver):
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)
@@ -270,6 +272,32 @@ class _GoLoader(Reader, Scanner, Parser, Composer, _GoConstructor, _GoResolver):
         Composer.__init__(self)
         _GoConstructor.__init__(self)
         _GoResolver.__init__(self)
+
+
+try:  # libyaml's parser, when PyYAML was built with it: the same nodes, parsed ~10x faster
+    from yaml._yaml import CParser
+
+    class _GoLoader(CParser, _GoConstructor, _GoResolver):
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _GoConstructor.__init__(self)
+            _GoResolver.__init__(self)
+
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    _GoLoader = _GoPureLoader  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def no_cycle_collection():
+    """Python's cycle collector off while a document's many small, acyclic objects are made:
+    its full passes would otherwise cost time growing with the square of the document's size."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _check_keys(root: Node, source: str) -> None:
@@ -525,14 +553,33 @@ class _Dumper(Emitter, Serializer, _Representer, _BothReadersResolver):
         super().increase_indent(flow, False)  # `- item` indented under its key
 
 
+try:  # libyaml's emitter: the same values, written ~5x faster (sequences then sit at their key's
+    # indentation, `key:\n- item`, and a tagged plain scalar stays plain by libyaml's own rule)
+    from yaml._yaml import CEmitter
+
+    class _CDumper(CEmitter, _Representer, _BothReadersResolver):
+        def __init__(self, stream: Any) -> None:
+            CEmitter.__init__(self, stream, width=1 << 16, allow_unicode=True)
+            _Representer.__init__(self, default_flow_style=False, sort_keys=False)
+            _BothReadersResolver.__init__(self)
+
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    _CDumper = _Dumper  # type: ignore[misc]
+
+
 def dump_compose_yaml(doc: dict) -> str:
     """Block-style YAML in the input's key order; same input, byte-identical output."""
     stream = io.StringIO()
-    dumper = _Dumper(stream)
+    dumper = _CDumper(stream)
+    with no_cycle_collection():
+        _dump(dumper, doc)
+    return stream.getvalue()
+
+
+def _dump(dumper: Any, doc: dict) -> None:
     try:
         dumper.open()
         dumper.represent(doc)
         dumper.close()
     finally:
         dumper.dispose()
-    return stream.getvalue()

@@ -112,3 +112,18 @@ def test_version_names_the_schema():
     assert schema_version().startswith("Compose Specification schema from check-jsonschema ")
     out = run("--version", cwd=Path.cwd()).stdout
     assert out.startswith("compose-tunnel ") and "sha256" in out
+
+
+def test_the_fast_validator_decides_only_what_it_can():
+    """jsonschema-rs answers `valid` fast; a value it cannot take, or a refusal, goes to jsonschema,
+    which gives the message (and may find the refusal spurious, as for a null in an overlay)."""
+    import datetime as dt
+
+    from compose_tunnel.validate import PER_FILE_RELAXED, _fast_validator, _first_error
+
+    assert _fast_validator(PER_FILE_RELAXED) is not None
+    assert _first_error({"services": {"web": {"image": "x"}}}, PER_FILE_RELAXED) is None
+    odd = {"services": {"web": {"image": "x", "labels": {"when": dt.date(2001, 12, 14)}}}}
+    _first_error(odd, PER_FILE_RELAXED)  # no exception from the fast path: jsonschema decided
+    error = _first_error({"services": {"web": {"image": 5}}}, PER_FILE_RELAXED)
+    assert error is not None and list(error.absolute_path) == ["services", "web", "image"]

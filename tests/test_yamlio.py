@@ -184,7 +184,7 @@ def test_dump_is_block_style_in_input_order_and_deterministic() -> None:
     doc = {"services": {"web": {"image": "x", "ports": ["8080:80"], "environment": {"B": "1", "A": "2"}}}}
     out = dump_compose_yaml(doc)
     assert out == (
-        "services:\n  web:\n    image: x\n    ports:\n      - 8080:80\n"
+        "services:\n  web:\n    image: x\n    ports:\n    - 8080:80\n"
         "    environment:\n      B: '1'\n      A: '2'\n"
     )
     assert dump_compose_yaml(load_compose_text(out)) == out
