@@ -95,6 +95,7 @@ class Stack:
         self.project_name = project_name
         self.compose_file = Path(compose_file).absolute()
         self.env_file = Path(env_file).absolute()
+        self.containers: dict[str, str] = {}  # service -> its first container, as `ps` last saw
 
     @cached_property
     def client(self):
@@ -232,10 +233,13 @@ class Stack:
 
         command = self.client.compose.docker_compose_cmd + ["ps", "--all", "--format", "json"]
         try:
-            return parse_ps_json(run(command + (services or [])) or "")
+            states = parse_ps_json(run(command + (services or [])) or "")
         except DockerException as error:
             raise EngineError(f"docker compose ps failed: {last_line(error.stderr) or 'no output'}",
                               hint="`compose-tunnel up` renders the project's files again") from None
+        for state in reversed(states):  # sorted: the first container of each service wins
+            self.containers[state.service] = state.container
+        return states
 
     def wait_until_ready(
         self, timeout: float, progress: Callable[[str], None], services: list[str] | None = None,
@@ -299,8 +303,12 @@ class Stack:
             return self._exec_streaming(service, args, on_output)
         from python_on_whales.exceptions import DockerException
 
-        try:
-            out = self.client.compose.execute(service, args, tty=False)
+        container = self.containers.get(service)
+        try:  # `docker exec` in the container `ps` saw: half the time of `docker compose exec`
+            if container:
+                out = self.client.container.execute(container, args)
+            else:
+                out = self.client.compose.execute(service, args, tty=False)
         except DockerException as error:
             return CommandResult(error.return_code, error.stdout or "", error.stderr or "")
         return CommandResult(0, out or "", "")

@@ -214,6 +214,7 @@ def up_prepared(
     announce()
     # Saved with the files it rendered, before anything starts: after a failed start (an image
     # that cannot be pulled), a plain `up` retries what the user asked for, not an older stack.
+    applied_before = (workspace.read(APPLIED_COMPOSE), workspace.read(APPLIED_DOTENV))
     changed = write(workspace, prepared, save_settings=True)
     if previous and previous.project_name != settings.project_name:
         say(f"stopping the previous project {previous.project_name!r}")
@@ -230,14 +231,16 @@ def up_prepared(
     timeline: list[tuple[str, float]] = []
     actions: list[str] = []
     before = [s for s in steps if s.before_stack]
-    early = started_first(steps)  # they need nothing from one another: they start together
+    ready = running_as_applied(stack, previous, settings.project_name, changed, applied_before,
+                               (prepared.files[COMPOSE].text, prepared.files[DOTENV].text), build)
+    early = [s for s in started_first(steps) if s not in ready]  # need nothing of one another
     if early:
         started = time.monotonic()
         say(f"starting {', '.join(early)}")
         stack.up(build=build, pull=pull, services=early)
         timeline.append(("start", time.monotonic() - started))
     run_bootstraps(stack, before, prepared, say, timeline, actions, build=build, pull=pull,
-                   wait_seconds=wait_seconds, started=set(early))
+                   wait_seconds=wait_seconds, started=set(early) | ready, ready=ready)
     prepared.files = render(workspace, prepared.plan, prepared.secrets)
     written = write(workspace, prepared, save_settings=False)
     if written:
@@ -272,11 +275,24 @@ def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.A
         raise foreign_volume_error(stack.project_name, f"{stack.project_name}_{POSTGRES_VOLUME}", created)
 
 
+def running_as_applied(stack: "Stack", previous: "state.Applied | None", project_name: str,
+                       changed: list[str], applied: tuple, rendered: tuple, build: bool) -> set[str]:
+    """The services already running and ready exactly as this run would start them: nothing
+    was rendered differently from what the last `up` applied (no file changed, the same
+    compose.yml and .env, the same project, no --build). `up` neither starts nor waits for them
+    again: on a replay, the bootstraps only check their stored results."""
+    if build or changed or previous is None or previous.project_name != project_name or applied != rendered:
+        return set()
+    return {state.service for state in stack.states() if state.ready}
+
+
 def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
                    timeline: list[tuple[str, float]], actions: list[str], *,
-                   build: bool, pull: str | None, wait_seconds: float, started: set[str]) -> None:
-    """Each step: start its services (unless `started` already), wait for them, run it; what it
-    stores goes into the secrets, which the caller renders before any consumer starts."""
+                   build: bool, pull: str | None, wait_seconds: float, started: set[str],
+                   ready: set[str] = frozenset()) -> None:
+    """Each step: start its services (unless `started` already), wait for them (unless `ready`
+    already), run it; what it stores goes into the secrets, which the caller renders before any
+    consumer starts."""
     from .bootstrap import BootstrapError
     from .stack import StartFailed
 
@@ -285,8 +301,9 @@ def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
         if not set(step.services) <= started:
             say(f"{step.name}: starting {', '.join(step.services)}")
             stack.up(build=build, pull=pull, services=list(step.services))
-        stack.wait_until_ready(wait_seconds, say, services=list(step.services),
-                               label=f"{step.name} bootstrap: {', '.join(step.services)}")
+        if not set(step.services) <= ready:
+            stack.wait_until_ready(wait_seconds, say, services=list(step.services),
+                                   label=f"{step.name} bootstrap: {', '.join(step.services)}")
         try:
             done = step.run(stack.exec, prepared.secrets)
         except BootstrapError as error:

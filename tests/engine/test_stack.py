@@ -226,6 +226,22 @@ def test_second_up_replays_and_changes_nothing(stack):
     assert secrets_of(project)["hatchet_token"] == token
 
 
+def test_a_replay_starts_again_what_was_stopped_and_checks_it(stack):
+    """A replay skips starting and waiting for what already runs as applied; a stopped
+    bootstrap service is not among those: it is started, waited for, and its step checks it."""
+    project, _ = stack
+    token = secrets_of(project)["hatchet_token"]
+    subprocess.run(["docker", "stop", "-t", "1", f"{PROJECT}-garage-1", f"{PROJECT}-hatchet-1"],
+                   capture_output=True, check=True)
+    again = tool("up", cwd=project)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "starting garage" in again.stdout and "hatchet token: starting hatchet" in again.stdout
+    assert "bootstrap: everything already in place" in again.stdout
+    running = containers("--filter", "status=running")
+    assert f"{PROJECT}-garage-1" in running and f"{PROJECT}-hatchet-1" in running
+    assert secrets_of(project)["hatchet_token"] == token
+
+
 def test_the_hatchet_token_is_in_every_clients_environment_and_never_printed(stack):
     project, result = stack
     token = secrets_of(project)["hatchet_token"]
