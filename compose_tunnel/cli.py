@@ -422,6 +422,7 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
       compose-tunnel up --cpu --ollama-cpu --garage --domain reflector.example.com --password
       compose-tunnel up --hosted https://gpu.example.com --hosted-api-key KEY \\
           --llm-url https://api.openai.com/v1 --llm-model gpt-4o-mini --llm-api-key sk-...
+      compose-tunnel up --no-garage --ollama-cpu    # change two things, keep the rest
       compose-tunnel up --dry-run
     """
     workspace = Workspace(workdir) if dry_run else held(workdir)
