@@ -485,7 +485,7 @@ class _Merger:
         self.source = source
 
     def merge(self, base: Any, over: Any, path: Path) -> Any:
-        for pattern, special in _SPECIALS_BY_LAST.get(path[-1] if path else None, ()):
+        for pattern, special in _rules_for(_SPECIALS_BY_LAST, path):
             if _matches(path, pattern):
                 return special(self, base, over, path)
         if over is None:
@@ -700,27 +700,20 @@ _UNIQUE: list[tuple[Path, Indexer]] = [
 ]
 
 
-def _by_last_key(rules: list) -> dict:
-    """Rules indexed by the last key of their pattern: a path is matched against its own few
-    (a `*` last key, as in `services.*.ulimits.*`, matches any: it is added to every list)."""
+def _by_last_key(rules: list) -> tuple[dict, list]:
+    """Rules indexed by the last key of their pattern, so a path is matched against its own few;
+    those ending in `*` (as `services.*.ulimits.*`) may match any path, so they come with every key."""
     wildcard = [rule for rule in rules if rule[0][-1] == "*"]
     index: dict = {}
     for rule in rules:
         if rule[0][-1] != "*":
             index.setdefault(rule[0][-1], list(wildcard)).append(rule)
-    return _WildcardIndex(index, wildcard)
+    return index, wildcard
 
 
-class _WildcardIndex(dict):
-    def __init__(self, index: dict, wildcard: list) -> None:
-        super().__init__(index)
-        self.wildcard = wildcard
-
-    def __missing__(self, key: Any) -> list:
-        return self.wildcard
-
-    def get(self, key: Any, default: Any = None) -> list:  # noqa: ARG002 - always the rules
-        return self[key]
+def _rules_for(indexed: tuple[dict, list], path: Path) -> list:
+    index, wildcard = indexed
+    return index.get(path[-1], wildcard) if path else []
 
 
 _SPECIALS_BY_LAST = _by_last_key(_SPECIALS)
@@ -742,7 +735,7 @@ def _enforce_unicity(value: Any, path: Path) -> None:
 
 
 def _unique(items: list, path: Path) -> list:
-    indexer = next((ix for pattern, ix in _UNIQUE_BY_LAST.get(path[-1], ()) if _matches(path, pattern)), None)
+    indexer = next((ix for pattern, ix in _rules_for(_UNIQUE_BY_LAST, path) if _matches(path, pattern)), None)
     if indexer is None:
         return items
     keys = [indexer(item) for item in items]

@@ -6,6 +6,7 @@ password and database `reflector`, init-hatchet-db.sql creating `hatchet`, max_c
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -42,8 +43,17 @@ def test_an_upstream_install_is_refused_then_adopted_with_its_data(engine, stand
     upstream = clone / "docker-compose.selfhosted.yml"
     upstream.write_text(yaml.safe_dump(upstream_postgres(debian_images["postgres"], clone)))
     engine.compose(project, upstream, "up", "-d", "--wait", "postgres", timeout=120)
-    engine.compose(project, upstream, "exec", "-T", "postgres", "psql", "-U", "reflector", "-c",
-                   "CREATE TABLE transcript (id text); INSERT INTO transcript VALUES ('kept')")
+    # pg_isready also answers the server the image's initialisation runs and then restarts:
+    # the first psql may fall in that gap, as it would against upstream's own healthcheck.
+    for attempt in range(30):
+        try:
+            engine.compose(project, upstream, "exec", "-T", "postgres", "psql", "-U", "reflector", "-c",
+                           "CREATE TABLE transcript (id text); INSERT INTO transcript VALUES ('kept')")
+            break
+        except AssertionError:
+            if attempt == 29:
+                raise
+            time.sleep(1)
     engine.compose(project, upstream, "down")  # the volume stays, as after upstream's own down
 
     work = tmp_path / "work"
