@@ -200,10 +200,32 @@ def bootstrap(
     return key, actions
 
 
+def prefetched(run: Runner, reads: list[list[str]]) -> Runner:
+    """`run`, with these read-only commands run at once, side by side, up front: the first call
+    of each is answered from there (a replay needs nothing else), any other call runs then.
+    Only while the node answered them all as ready (node id and layout show succeeded): a node
+    still starting could fail a read for that reason alone, so then nothing is reused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(reads)) as pool:
+        answers = dict(zip(map(tuple, reads), pool.map(run, reads)))
+    if not (answers[("node", "id", "-q")].ok and answers[("layout", "show")].ok):
+        return run
+
+    def answer(args: list[str]) -> CommandResult:
+        result = answers.pop(tuple(args), None)
+        return result if result is not None else run(args)
+
+    return answer
+
+
 def run_step(exec_: Exec, secrets: "Secrets") -> list[str]:
-    """The bootstrap step: layout, bucket and key; the key goes into the secrets (server.env)."""
+    """The bootstrap step: layout, bucket and key; the key goes into the secrets (server.env).
+    Its four reads run side by side first (read-only: what they see is what the sequence would
+    see, or a failure the sequence handles the same way)."""
+    reads = [["node", "id", "-q"], ["layout", "show"], ["bucket", "info", BUCKET], ["key", "info", KEY_NAME]]
     key, actions = bootstrap(
-        lambda args: exec_(SERVICE, ["/garage", *args]),
+        prefetched(lambda args: exec_(SERVICE, ["/garage", *args]), reads),
         bucket=BUCKET,
         key_name=KEY_NAME,
         known_secret=secrets.get("garage_secret_key"),

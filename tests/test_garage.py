@@ -266,3 +266,42 @@ def test_unexpected_output_is_a_user_error():
     fake.fail["layout show"] = CommandResult(0, "something else entirely\n", "")
     with pytest.raises(BootstrapError, match="unexpected output"):
         run_bootstrap(fake)
+
+
+def test_the_four_reads_run_up_front_and_each_answers_once():
+    """prefetched(): a fresh node and a set-up one end as with the plain sequence; a replay runs
+    the four reads once each (side by side) and nothing else."""
+    from compose_tunnel.garage import prefetched
+
+    reads = [["node", "id", "-q"], ["layout", "show"], ["bucket", "info", BUCKET], ["key", "info", KEY]]
+    fresh, plain = FakeGarage(), FakeGarage()
+    first = bootstrap(prefetched(fresh, reads), bucket=BUCKET, key_name=KEY, sleep=lambda _s: None)
+    assert first == run_bootstrap(plain)
+    fresh.calls.clear()
+    again = bootstrap(prefetched(fresh, reads), bucket=BUCKET, key_name=KEY, known_secret=first[0].secret,
+                      sleep=lambda _s: None)
+    assert again == (first[0], [])
+    assert sorted(fresh.verbs()) == ["bucket info", "key info", "layout show", "node id"]
+
+
+def test_reads_of_a_node_not_ready_are_not_reused():
+    """A read that failed because the node was starting must not stand for `the bucket is
+    missing`: with node id or layout show failing up front, every read runs again in order."""
+    from compose_tunnel.garage import prefetched
+
+    fake = FakeGarage()
+    run_bootstrap(fake)  # set up: bucket and key exist
+    starting = {"node id": 1}
+
+    def slow_start(args):
+        if " ".join(args[:2]) == "node id" and starting["node id"]:
+            starting["node id"] -= 1
+            return FakeGarage.err("Unable to read node key")
+        return fake(args)
+
+    reads = [["node", "id", "-q"], ["layout", "show"], ["bucket", "info", BUCKET], ["key", "info", KEY]]
+    fake.calls.clear()
+    runner = prefetched(slow_start, reads)
+    key, actions = bootstrap(runner, bucket=BUCKET, key_name=KEY, sleep=lambda _s: None)
+    assert actions == [] and "bucket create" not in fake.verbs()
+    assert fake.verbs().count("bucket info") == 2  # up front, then again in order
