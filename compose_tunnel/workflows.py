@@ -170,7 +170,7 @@ class UpResult:
     changed: list[str]
     timeline: list[tuple[str, float]]  # (phase, seconds): each bootstrap, then the stack
     actions: list[str]  # what the bootstraps did, "step: action"
-    seconds_to_ready: float = 0.0  # wall time: independent bootstraps overlap
+    seconds_to_ready: float = 0.0  # wall time, from the engine check until the stack is ready
 
 
 def up(
@@ -335,8 +335,8 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
             lines.append(run(list(step.services)))
         lines.append(f"would {step.describe}")
     lines.append(run())
-    for step in (s for s in steps if not s.before_stack):
-        lines += [run(list(step.services)), f"would {step.describe}"]
+    # Steps after the stack find their services started by it.
+    lines += [f"would {step.describe}" for step in steps if not step.before_stack]
     return lines
 
 
