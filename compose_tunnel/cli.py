@@ -245,20 +245,15 @@ def report_adopted(prepared: workflows.Prepared) -> None:
                    + ", ".join(install.found))
 
 
-def report_settings(prepared: workflows.Prepared, changes: bool = True) -> None:
+def report_settings(prepared: workflows.Prepared) -> None:
+    """A replay's flags, or the saved configuration's change (`+ livekit`, `ip: a -> b`)."""
     if prepared.replayed:
         args = " ".join(prepared.settings.to_args()) or "(defaults)"
         click.echo(f"replaying saved configuration: {args}")
-    elif changes:
-        report_changes(prepared.changes, click.echo)
+    elif prepared.changes:
+        click.echo("configuration: " + "; ".join(prepared.changes))
     for warning in prepared.plan.warnings:
         click.echo(f"warning: {warning}", err=True)
-
-
-def report_changes(changes: list[str], say: Callable[[str], None]) -> None:
-    """The saved configuration's change, before it applies (`+ livekit`, `ip: a -> b`)."""
-    if changes:
-        say("configuration: " + "; ".join(changes))
 
 
 def show_version(ctx: click.Context) -> None:
@@ -426,16 +421,15 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
       compose-tunnel up --dry-run
     """
     workspace = Workspace(workdir) if dry_run else held(workdir)
-    options, secret_options = collect_options(ctx, params), collect_secrets(params)
+    prepared = workflows.prepare(workspace, collect_options(ctx, params), collect_secrets(params),
+                                 params["adopt"])
     if dry_run:
-        prepared = workflows.prepare(workspace, options, secret_options, params["adopt"])
         report_settings(prepared)
         changes = workspace.changes(prepared.files)
         click.echo(f"would write in {workdir}: " + (", ".join(sorted(changes)) or "nothing (up to date)"))
         for line in workflows.up_steps(workspace, prepared, build=build, pull=pull):
             click.echo(line)
         return
-    prepared = workflows.prepare(workspace, options, secret_options, params["adopt"])
 
     def announce() -> None:
         report_adopted(prepared)

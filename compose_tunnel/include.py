@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+from .rebase import rebase_document, resolve
 
 if TYPE_CHECKING:
     from .merge import Reading
@@ -65,10 +66,9 @@ def _entry(entry: Any, source: str) -> dict:
 
 def _load_project(entry: dict, source: str, directory: Path, reading: Reading) -> dict:
     from .merge import MAX_CHAIN, merge_documents
-    from .rebase import rebase_document
     from .variables import bind, bind_environment
 
-    paths = [Path(os.path.normpath(directory / path)) for path in entry["paths"]]
+    paths = [resolve(directory, path) for path in entry["paths"]]
     main = paths[0]
     chain = reading.including or [Path(os.path.abspath(source))]
     if len(chain) > MAX_CHAIN:
@@ -82,7 +82,7 @@ def _load_project(entry: dict, source: str, directory: Path, reading: Reading) -
                             hint=f"include paths are read from {directory}")
     project_dir = main.parent
     if entry["project_directory"]:
-        project_dir = Path(os.path.normpath(directory / entry["project_directory"]))
+        project_dir = resolve(directory, entry["project_directory"])
     env = _environment(entry["env_files"], project_dir, directory, source)
     docs = [reading.load(path) for path in paths]
     saved, reading.including = reading.including, [*chain, main]
@@ -110,7 +110,7 @@ def _environment(env_files: list[str], project_dir: Path, directory: Path, sourc
     for name in env_files:
         if name == "/dev/null":
             continue
-        path = Path(os.path.normpath(directory / name))
+        path = resolve(directory, name)
         if not path.is_file():
             raise UserError(f"{source}: include env_file {path}: no such file",
                             hint=f"include env_file paths are read from {directory}")

@@ -122,12 +122,12 @@ class Reading:
     def extended_file(self, reference: Any, directory: Path_, source: str, at: str) -> _ServicesFile:
         """The services of an `extends.file`, as Compose reads it: unvalidated (the merge
         result is), its relative paths made absolute against its own directory."""
-        from .rebase import rebase_document
+        from .rebase import rebase_document, resolve
 
         if not isinstance(reference, str):
             raise UserError(f"{source}: {at}.extends.file must be a string",
                             hint="extends: {file: other.yml, service: NAME}")
-        path = Path_(os.path.normpath(directory / reference))
+        path = resolve(directory, reference)
         if path not in self.extended:
             if not path.is_file():
                 raise UserError(f"{source}: {at} extends {reference!r}: open {path}: no such file",

@@ -20,11 +20,16 @@ _REMOTE_CONTEXT = ("https://", "http://", "git://", "ssh://", "github.com/", "gi
 _WINDOWS = re.compile(r"^(?:[A-Za-z]:|\\\\)")
 
 
+def resolve(directory: Path, reference: str) -> Path:
+    """A file named relative to `directory` (or absolute), cleaned as Go's filepath.Join does."""
+    return Path(os.path.normpath(os.path.join(directory, reference)))
+
+
 def absolute(value: Any, directory: Path) -> Any:
     """`value` joined to `directory` when it is a relative local path (Go's filepath.Join)."""
     if not isinstance(value, str) or not value or value[0] in "/~$" or _WINDOWS.match(value):
         return value
-    return os.path.normpath(os.path.join(directory, value))
+    return str(resolve(directory, value))
 
 
 def rebase_document(doc: dict, directory: Path) -> None:

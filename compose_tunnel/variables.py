@@ -39,14 +39,14 @@ def bind_environment(service: dict, env: dict[str, str]) -> None:
     environment = service.get("environment")
     if isinstance(environment, list):
         service["environment"] = [
-            f"{entry}=${{{entry}-{_escape(env[entry])}}}"
+            f"{entry}={_substitute(entry, '', None, env)}"
             if isinstance(entry, str) and entry in env and _bindable(env[entry]) else entry
             for entry in environment
         ]
     elif isinstance(environment, dict):
         for key, item in environment.items():
             if item is None and key in env and _bindable(env[key]):
-                environment[key] = f"${{{key}-{_escape(env[key])}}}"
+                environment[key] = _substitute(key, "", None, env)
 
 
 def bind_text(text: str, env: dict[str, str]) -> str:
