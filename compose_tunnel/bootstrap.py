@@ -12,8 +12,10 @@ into it, the unit tests a recorder), so this module and the steps import nothing
 
 from __future__ import annotations
 
+import posixpath
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .errors import EngineError
 
@@ -82,6 +84,93 @@ def started_first(steps: list[Step]) -> list[str]:
     for the stack and need nothing from an earlier step."""
     return list(dict.fromkeys(service for step in steps if step.before_stack and not step.after_previous
                               for service in step.services))
+
+
+def started_with_steps(steps: list[Step], compose: Mapping[str, Any], project_dir: str,
+                       fed_files: set[str], fed_variables: set[str]) -> list[str]:
+    """The services `up` starts together with the first steps' own: those that consume no
+    bootstrap result and need nothing a later step sets up. They are up (and healthy) by the
+    time the rest of the stack starts, instead of starting only then.
+
+    `compose` is the flattened compose file's model, its relative paths `project_dir`'s;
+    `fed_files` are the files (relative to it) whose content depends on a bootstrap result,
+    `fed_variables` the `.env` variables that do. In doubt a service waits for the stack: it
+    names a fed file (or a directory holding one) or variable, it is a step's own, behind a
+    Compose profile or scaled to zero, a one-shot job others wait to complete, or Compose
+    would start with it (depends_on, links, volumes_from, network_mode) a service that is
+    neither free nor started first."""
+    services = compose.get("services") or {}
+    fed = {posixpath.normpath(posixpath.join(project_dir, name)) for name in fed_files}
+    first = set(started_first(steps))
+    in_steps = {service for step in steps for service in step.services}
+    free = {name for name, service in services.items()
+            if name not in in_steps and isinstance(service, Mapping)
+            and not service.get("profiles") and service.get("scale") != 0
+            and (service.get("deploy") or {}).get("replicas") != 0
+            and not fed_variables & set(_VARIABLE.findall(repr(service)))
+            and not any(_holds_fed(path, project_dir, fed) for path in _paths_read(service, compose))}
+    for service in services.values():  # a one-shot job others wait for runs with them
+        depends = service.get("depends_on") if isinstance(service, Mapping) else None
+        if isinstance(depends, Mapping):
+            free -= {name for name, rule in depends.items() if isinstance(rule, Mapping)
+                     and rule.get("condition") == "service_completed_successfully"}
+    changed = True
+    while changed:  # drop, until none is left, those needing a service that is neither
+        changed = False
+        for name in sorted(free):
+            if not dependencies_of(services[name]) <= free | first:
+                free.discard(name)
+                changed = True
+    return [name for name in services if name in free]
+
+
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _paths_read(service: Mapping[str, Any], compose: Mapping[str, Any]) -> list[str]:
+    """The host paths a service reads, as written: env files, bind mounts, config/secret files."""
+    paths = [entry.get("path") if isinstance(entry, Mapping) else entry
+             for entry in _as_list(service.get("env_file"))]
+    for volume in service.get("volumes") or ():
+        if isinstance(volume, Mapping):
+            paths.append(volume.get("source") if volume.get("type") == "bind" else None)
+        elif isinstance(volume, str) and volume.startswith((".", "/", "~", "$")):
+            paths.append(volume.split(":", 1)[0])
+    build = service.get("build")
+    paths.append(build.get("context", ".") if isinstance(build, Mapping) else build)
+    for kind in ("configs", "secrets"):  # read by name from the top-level definitions
+        for entry in service.get(kind) or ():
+            source = entry.get("source") if isinstance(entry, Mapping) else entry
+            definition = (compose.get(kind) or {}).get(source)
+            if isinstance(definition, Mapping):
+                paths.append(definition.get("file"))
+    return [path for path in paths if isinstance(path, str)]
+
+
+def _holds_fed(path: str, project_dir: str, fed: set[str]) -> bool:
+    """Whether a path is a fed file or a directory holding one (`~` or a variable: in doubt)."""
+    if path.startswith(("~", "$")):
+        return True
+    path = posixpath.normpath(posixpath.join(project_dir, path))
+    return any(name == path or name.startswith(path.rstrip("/") + "/") for name in fed)
+
+
+def dependencies_of(service: Mapping[str, Any]) -> set[str]:
+    """The services Compose starts along with this one."""
+    names = set(service.get("depends_on") or ())
+    names |= {link.split(":", 1)[0] for link in service.get("links") or () if isinstance(link, str)}
+    names |= {source.split(":", 1)[0] for source in service.get("volumes_from") or ()
+              if isinstance(source, str) and not source.startswith("container:")}
+    network = service.get("network_mode")
+    if isinstance(network, str) and network.startswith("service:"):
+        names.add(network.removeprefix("service:"))
+    return names
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 def owned_secrets() -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from .errors import EngineError, UserError, last_line
 from .bootstrap import CommandResult
 
-READY_POLL_SECONDS = 0.5
+READY_POLL_SECONDS = 0.25
 LOG_TAIL_LINES = 20
 STREAM_EVERY_SECONDS = 2.0
 
@@ -147,19 +147,22 @@ class Stack:
         return version
 
     def up_command_line(self, *, build: bool = False, pull: str | None = None,
-                        services: list[str] | None = None) -> str:
+                        services: list[str] | None = None, dependencies: bool = True) -> str:
         """The command `up` runs with the same arguments."""
         args = ["up", "--detach", "--remove-orphans"] + (["--build"] if build else [])
         args += ["--pull", pull] if pull else []
+        args += [] if dependencies else ["--no-deps"]
         return self.command_line(*args, *(services or []))
 
-    def up(self, *, build: bool = False, pull: str | None = None, services: list[str] | None = None) -> None:
-        """Start the project, or only `services` (and what they depend on)."""
+    def up(self, *, build: bool = False, pull: str | None = None, services: list[str] | None = None,
+           dependencies: bool = True) -> None:
+        """Start the project, or only `services` (and what they depend on, unless not
+        `dependencies`: the caller knows those ready)."""
         from python_on_whales.exceptions import DockerException
 
         try:
             self.client.compose.up(services or None, detach=True, build=build, pull=pull,
-                                   remove_orphans=True)
+                                   remove_orphans=True, dependencies=dependencies)
         except DockerException as error:
             missing = self.missing_images(services)
             if missing:
@@ -173,6 +176,30 @@ class Stack:
                 f"docker compose up failed (exit code {error.return_code}); see its output above\n"
                 + self.failure_report()
             ) from None
+
+    def up_alongside(self, *, build: bool = False, pull: str | None = None,
+                     services: list[str]) -> Callable[..., None]:
+        """Start `services` while the caller goes on (Compose runs on disjoint services side by
+        side); the function returned waits until they are started, and raises what `up` raised
+        unless called with report=False."""
+        import threading
+
+        failure: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                self.up(build=build, pull=pull, services=services)
+            except BaseException as error:  # handed to the caller's thread
+                failure.append(error)
+
+        thread = threading.Thread(target=start, name="compose-up-alongside", daemon=True)
+        thread.start()
+
+        def join(report: bool = True) -> None:
+            thread.join()
+            if failure and report:
+                raise failure[0]
+        return join
 
     def missing_images(self, services: list[str] | None = None) -> list[str]:
         """Images of the project (or of `services`) that are not on this machine."""

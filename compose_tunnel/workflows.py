@@ -17,7 +17,7 @@ from . import state
 from .choices import DEFAULT_WAIT_SECONDS
 from .plan import Plan, make_plan
 from .profiles import load_catalog
-from .renderers import render_all
+from .renderers import COMPOSE, DOTENV, render_compose, render_config
 from .settings import Change, Settings, apply_change, describe_change
 from .errors import UserError
 from .state import Secrets
@@ -112,10 +112,58 @@ def prepare(workspace: Workspace, options: "Change | Mapping[str, Any] | None",
                     new_password and install is None, install, changes)
 
 
-def render(workspace: Workspace, plan: Plan, secrets: Secrets) -> dict[str, FileContent]:
-    files = render_all(plan, secrets, workspace.read)
+def render(workspace: Workspace, plan: Plan, secrets: Secrets,
+           compose: FileContent | None = None) -> dict[str, FileContent]:
+    """Every file of the workdir; `compose`, when given, is the compose file already made from
+    this plan (it depends on nothing else)."""
+    files = {COMPOSE: compose or FileContent(render_compose(plan)),
+             **render_config(plan, secrets, workspace.read)}
     files[state.SECRETS] = secrets.file()
     return files
+
+
+@dataclass(frozen=True)
+class StartOrder:
+    """In which groups `up` starts the services of the flattened compose file."""
+
+    first: list[str]  # before the first bootstrap: the first steps' own
+    alongside: list[str]  # while the bootstraps run: what consumes no bootstrap result
+    services: list[str]  # every service of the file
+    dependencies: dict[str, set[str]]  # what Compose starts (and waits for) with each
+    # A service behind a Compose profile or scaled to zero: named on a command line, it would
+    # start; the stack is then started whole, as Compose selects it.
+    selective: bool = True
+
+    def started_with(self, services: list[str], ready: set[str]) -> bool:
+        """Whether these services may start without their dependencies (--no-deps): every one
+        of them is ready, so Compose need not check their conditions again (half a second per
+        level of dependencies, already-healthy ones included)."""
+        return all(self.dependencies.get(name, set()) <= ready | set(services) for name in services)
+
+
+def start_order(workspace: Workspace, prepared: Prepared, steps: list) -> StartOrder:
+    """The services `up` starts before the first bootstrap runs (the first steps' own), and
+    those it starts alongside the bootstraps: the ones consuming no bootstrap result (found by
+    rendering with every result marked: the files and `.env` variables that change are the
+    ones bootstraps feed)."""
+    from . import envfile
+    from .bootstrap import dependencies_of, started_first, started_with_steps
+    from .yamlio import load_compose_text
+
+    owned = {name: f"bootstrap-result-{name}" for step in steps for name in step.owns}
+    marked = render_config(prepared.plan, Secrets({**prepared.secrets.values, **owned}), workspace.read)
+    fed = {name for name, content in marked.items() if prepared.files.get(name) != content}
+    before, after = (envfile.values(files[DOTENV].text) if DOTENV in files else {}
+                     for files in (prepared.files, marked))
+    variables = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+    model = load_compose_text(prepared.files[COMPOSE].text, COMPOSE)
+    services = model.get("services") or {}
+    return StartOrder(
+        started_first(steps), started_with_steps(steps, model, str(workspace.root), fed, variables),
+        list(services), {name: dependencies_of(service) for name, service in services.items()},
+        selective=not any(service.get("profiles") or service.get("scale") == 0
+                          or (service.get("deploy") or {}).get("replicas") == 0
+                          for service in services.values()))
 
 
 def write(workspace: Workspace, prepared: Prepared, *, save_settings: bool) -> list[str]:
@@ -147,7 +195,6 @@ APPLIED_DOTENV = "applied/.env"
 
 
 def stack_for(workspace: Workspace, project_name: str, *, applied: bool = False) -> "Stack":
-    from .renderers import COMPOSE, DOTENV
     from .stack import Stack
 
     compose, dotenv = (APPLIED_COMPOSE, APPLIED_DOTENV) if applied else (COMPOSE, DOTENV)
@@ -201,7 +248,6 @@ def up_prepared(
 ) -> UpResult:
     """`up` from settings already prepared (validated, resolved and rendered). `announce` says
     what is about to apply, once the engine is known to answer and before anything changes."""
-    from .renderers import COMPOSE, DOTENV
 
     settings = prepared.settings
     stack = stack_for(workspace, settings.project_name)
@@ -223,23 +269,35 @@ def up_prepared(
         APPLIED_DOTENV: prepared.files[DOTENV],
         state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names)).file(),
     })
-    from .bootstrap import started_first, steps_for
+    from .bootstrap import steps_for
 
     steps = steps_for(prepared.plan, lambda line: say(f"  {line}"))
     timeline: list[tuple[str, float]] = []
     actions: list[str] = []
     before = [s for s in steps if s.before_stack]
     ready = running_as_applied(stack, previous, settings.project_name, changed, applied_before,
-                               (prepared.files[COMPOSE].text, prepared.files[DOTENV].text), build)
-    early = [s for s in started_first(steps) if s not in ready]  # need nothing of one another
-    if early:
+                               (prepared.files[COMPOSE].text, prepared.files[DOTENV].text),
+                               build or pull == "always")
+    order = start_order(workspace, prepared, steps)
+    first, alongside = ([s for s in group if s not in ready] for group in (order.first, order.alongside))
+    if first:
         started = time.monotonic()
-        say(f"starting {', '.join(early)}")
-        stack.up(build=build, pull=pull, services=early)
+        say(f"starting {', '.join(first)}")
+        stack.up(build=build, pull=pull, services=first)
         timeline.append(("start", time.monotonic() - started))
-    run_bootstraps(stack, before, prepared, say, timeline, actions, build=build, pull=pull,
-                   wait_seconds=wait_seconds, started=set(early) | ready, ready=ready)
-    prepared.files = render(workspace, prepared.plan, prepared.secrets)
+    joined: Callable[..., None] = lambda report=True: None  # noqa: E731
+    if alongside:
+        say(f"starting {', '.join(alongside)} alongside the bootstraps")
+        joined = stack.up_alongside(build=build, pull=pull, services=alongside)
+    started_now = set(first) | set(alongside)
+    try:
+        run_bootstraps(stack, before, prepared, say, timeline, actions, order, build=build, pull=pull,
+                       wait_seconds=wait_seconds, started=started_now | ready, ready=ready)
+    except BaseException:
+        joined(report=False)  # no Compose run left behind; the bootstrap's failure is the one told
+        raise
+    joined()
+    prepared.files = render(workspace, prepared.plan, prepared.secrets, prepared.files[COMPOSE])
     written = write(workspace, prepared, save_settings=False)
     if written:
         say("bootstrap results written: " + ", ".join(sorted(written)))
@@ -247,14 +305,33 @@ def up_prepared(
         say("bootstrap: everything already in place")
     say(f"starting {settings.project_name}: {', '.join(prepared.plan.names)}")
     started = time.monotonic()
-    stack.up(build=build, pull=pull)
+    start_stack(stack, order, started_now, ready, say, build=build, pull=pull, wait_seconds=wait_seconds)
     stack.wait_until_ready(wait_seconds, say)
     timeline.append(("stack", time.monotonic() - started))
     after = [s for s in steps if not s.before_stack]
     whole_stack = {service for step in after for service in step.services}  # up and ready just now
-    run_bootstraps(stack, after, prepared, say, timeline, actions, build=build, pull=pull,
+    run_bootstraps(stack, after, prepared, say, timeline, actions, order, build=build, pull=pull,
                    wait_seconds=wait_seconds, started=whole_stack, ready=whole_stack)
     return UpResult(prepared, changed, timeline, actions, time.monotonic() - began)
+
+
+def start_stack(stack: "Stack", order: StartOrder, started: set[str], ready: set[str], say: Say, *,
+                build: bool, pull: str | None, wait_seconds: float) -> None:
+    """Start what is not started yet. The bootstraps made their services ready; with what
+    started alongside them ready too, the rest start without Compose checking again the
+    conditions of what they depend on (--no-deps). Nothing left: nothing to run (a replay of
+    a stack running as applied)."""
+    if not order.selective:
+        stack.up(build=build, pull=pull)
+        return
+    waiting = [service for service in started if service not in ready]
+    if waiting:
+        stack.wait_until_ready(wait_seconds, say, services=sorted(waiting),
+                               label=f"started alongside the bootstraps: {', '.join(sorted(waiting))}")
+    rest = [service for service in order.services if service not in started | ready]
+    if rest:
+        stack.up(build=build, pull=pull, services=rest,
+                 dependencies=not order.started_with(rest, started | ready))
 
 
 def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.Applied | None") -> None:
@@ -287,7 +364,7 @@ def running_as_applied(stack: "Stack", previous: "state.Applied | None", project
 
 
 def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
-                   timeline: list[tuple[str, float]], actions: list[str], *,
+                   timeline: list[tuple[str, float]], actions: list[str], order: StartOrder, *,
                    build: bool, pull: str | None, wait_seconds: float, started: set[str],
                    ready: set[str] = frozenset()) -> None:
     """Each step in order: start its services (unless `started` already), wait for them (unless
@@ -297,15 +374,18 @@ def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
     from .bootstrap import BootstrapError
     from .stack import StartFailed
 
+    ready = set(ready)  # grows with what each step waited for
     for step in steps:
         begun = time.monotonic()
-        if not set(step.services) <= started:
-            say(f"{step.name}: starting {', '.join(step.services)}")
-            stack.up(build=build, pull=pull, services=list(step.services))
-        if not set(step.services) <= ready:
+        services = list(step.services)
+        if not set(services) <= started:
+            say(f"{step.name}: starting {', '.join(services)}")
+            stack.up(build=build, pull=pull, services=services,
+                     dependencies=not order.started_with(services, ready))
+        if not set(services) <= ready:
             stack.wait_until_ready(wait_seconds, lambda line, name=step.name: say(f"{name} {line}"),
-                                   services=list(step.services),
-                                   label=f"{step.name} bootstrap: {', '.join(step.services)}")
+                                   services=services, label=f"{step.name} bootstrap: {', '.join(services)}")
+            ready |= set(services)
         try:
             done = step.run(stack.exec, prepared.secrets)
         except BootstrapError as error:
@@ -320,21 +400,33 @@ def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
 def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
              pull: str | None = None) -> list[str]:
     """What `up` would do, one line per step, for --dry-run."""
-    from .bootstrap import started_first, steps_for
+    from .bootstrap import steps_for
 
     stack = stack_for(workspace, prepared.settings.project_name)
     steps = steps_for(prepared.plan)
-    early = started_first(steps)
+    order = start_order(workspace, prepared, steps)
 
-    def run(services: list[str] | None = None) -> str:
-        return "would run: " + stack.up_command_line(build=build, pull=pull, services=services)
+    def run(services: list[str] | None = None, ready: set[str] | None = None) -> str:
+        """`ready`: what is known ready when they start (None: Compose checks their conditions)."""
+        dependencies = ready is None or not order.started_with(services or [], ready)
+        return "would run: " + stack.up_command_line(build=build, pull=pull, services=services,
+                                                     dependencies=dependencies)
 
-    lines = [run(early)] if early else []
+    lines = [run(order.first)] if order.first else []
+    if order.alongside:
+        lines.append(run(order.alongside) + "  (alongside the bootstraps)")
+    started, ready = set(order.first) | set(order.alongside), set()
     for step in (s for s in steps if s.before_stack):
-        if not set(step.services) <= set(early):
-            lines.append(run(list(step.services)))
+        if not set(step.services) <= started:
+            lines.append(run(list(step.services), ready))
         lines.append(f"would {step.describe}")
-    lines.append(run())
+        started |= set(step.services)
+        ready |= set(step.services)
+    rest = [service for service in order.services if service not in started]
+    if not order.selective:
+        lines.append(run())
+    elif rest:
+        lines.append(run(rest, started))
     # Steps after the stack find their services started by it.
     lines += [f"would {step.describe}" for step in steps if not step.before_stack]
     return lines

@@ -173,7 +173,8 @@ def test_up_dry_run_pulls_the_llm_model_after_the_stack_starts(tmp_path):
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    whole = next(i for i, line in enumerate(lines) if line.endswith("--remove-orphans"))
+    whole = max(i for i, line in enumerate(lines) if line.startswith("would run:"))
+    assert lines[whole].endswith(" ollama-cpu")  # with the stack
     # The whole stack started ollama-cpu: the step does not start it again.
     assert lines[whole + 1] == "would pull the LLM llama3.1 into ollama-cpu unless it is there (once; several GB)"
     assert not any(line.endswith("--remove-orphans ollama-cpu") for line in lines)
