@@ -109,6 +109,12 @@ CONFIG_OPTIONS = [
     opt("--profiles-dir", "profiles_dirs", metavar="DIR", multiple=True, type=click.Path(path_type=Path),
         help="A directory of your own overlays and profiles.toml (repeatable; "
              "the env variable takes a ':'-separated list)."),
+    opt("--scale", "scale", metavar="SERVICE=N", multiple=True,
+        help="Run N copies of a service, e.g. --scale worker=3 (repeatable; saved; on a swarm: "
+             "its replicas)."),
+    opt("--swarm/--no-swarm", "swarm", default=None,
+        help="Deploy on the Docker Swarm this engine manages (docker stack deploy), edge services "
+             "pinned to the node labelled compose-tunnel.edge; --no-swarm: back to docker compose."),
     click.option("-p", "--project-name", metavar="NAME",
                  envvar=[ENV + "PROJECT_NAME", "COMPOSE_PROJECT_NAME"],
                  help="Compose project name (default reflector; also COMPOSE_PROJECT_NAME)."),
@@ -131,7 +137,7 @@ CONFIG_OPTIONS = [
 CONFIG_PARAMS = [*map(_flag_param, FLAG_PROFILES), "hosted_url", *BACKEND_CHOICES, "gpu_image",
                  "reflector_source", "llm_url", "llm_model", "admin_email", "lan_ip", "ip", "domain",
                  "tunnels", "tunnel_tcp", "tunnel_udp", "tunnel_udp_local", "node_ip", "dns_server",
-                 "dns_timeout", "publish_ip", "profile_names", "profiles_dirs", "project_name",
+                 "dns_timeout", "publish_ip", "profile_names", "profiles_dirs", "scale", "swarm", "project_name",
                  "profiles_off", "no_password", "reset"]
 
 
@@ -195,9 +201,13 @@ def collect_options(ctx: click.Context, params: dict[str, Any]) -> "Change":
     off = [flags[key] for key, value in given.items() if key in flags and value is False]
     options = {key: value for key, value in given.items()
                if key not in flags and key not in ("profile_names", "profiles_off", "no_password", "reset")}
+    if "swarm" in options:
+        options["target"] = "swarm" if options.pop("swarm") else "compose"
     profiles = on + list(given.get("profile_names", ()))
     if profiles:
         options["profiles"] = profiles
+    if "scale" in options:
+        options["scale"] = list(options["scale"])
     if "profiles_dirs" in options:
         options["profiles_dirs"] = [str(p) for p in options["profiles_dirs"]]
     if options.get("reflector_source"):
@@ -373,11 +383,19 @@ def print_access(result: "workflows.UpResult") -> None:
     phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timeline)
     click.echo(f"ready in {result.seconds_to_ready:.1f}s ({phases})")
     click.echo(f"  app and API:        {plan.urls.app}")
-    click.echo(
-        f"  Hatchet dashboard:  {HATCHET_DASHBOARD_URL} on this machine only (plain HTTP); from "
-        f"another: ssh -L {HATCHET_DASHBOARD_PORT}:127.0.0.1:{HATCHET_DASHBOARD_PORT} USER@THIS-HOST, "
-        "then open it (Hatchet's first login: admin@example.com / Admin123!! - change it)"
-    )
+    login = "Hatchet's first login: admin@example.com / Admin123!! - change it"
+    if plan.settings.target == "swarm":  # Swarm cannot publish on loopback only
+        click.echo(f"  Hatchet dashboard:  not published on a swarm; from this machine: "
+                   f"docker run --rm -it --network {plan.settings.project_name}_default -p "
+                   f"127.0.0.1:{HATCHET_DASHBOARD_PORT}:{HATCHET_DASHBOARD_PORT} alpine/socat "
+                   f"TCP-LISTEN:{HATCHET_DASHBOARD_PORT},fork TCP:hatchet:{HATCHET_DASHBOARD_PORT}, "
+                   f"then open {HATCHET_DASHBOARD_URL} ({login})")
+    else:
+        click.echo(
+            f"  Hatchet dashboard:  {HATCHET_DASHBOARD_URL} on this machine only (plain HTTP); from "
+            f"another: ssh -L {HATCHET_DASHBOARD_PORT}:127.0.0.1:{HATCHET_DASHBOARD_PORT} USER@THIS-HOST, "
+            f"then open it ({login})"
+        )
     if plan.media:
         click.echo(f"  LiveKit signaling:  {plan.urls.livekit}")
         if plan.media.udp_port is not None:
@@ -418,6 +436,7 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
       compose-tunnel up --hosted https://gpu.example.com --hosted-api-key KEY \\
           --llm-url https://api.openai.com/v1 --llm-model gpt-4o-mini --llm-api-key sk-...
       compose-tunnel up --no-garage --ollama-cpu    # change two things, keep the rest
+      compose-tunnel up --swarm --scale worker=3    # on this engine's Docker Swarm
       compose-tunnel up --dry-run
     """
     workspace = Workspace(workdir) if dry_run else held(workdir)

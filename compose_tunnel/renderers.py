@@ -16,8 +16,10 @@ import yaml
 from . import envfile, reflector
 from .garage import BUCKET as GARAGE_BUCKET, REGION as GARAGE_REGION
 from .hatchet import TOKEN_SECRET as HATCHET_TOKEN
+from .errors import UserError
 from .merge import merge_files
 from .plan import LIVEKIT_TCP_PORT, Plan
+from .settings import parse_scale
 from .services import (
     GARAGE_S3_URL, HATCHET_API_URL, HATCHET_DASHBOARD_PORT, HATCHET_DATABASE, HATCHET_GRPC_ADDRESS,
     LIVEKIT_ADDRESS as LIVEKIT_INTERNAL, POSTGRES_ADDRESS, POSTGRES_DB, POSTGRES_USER, REDIS_PORT,
@@ -89,7 +91,24 @@ def render_compose(plan: Plan) -> str:
     # project directory (the workdir) holds only generated files.
     merged = merge_files(plan.overlay_files, trusted=lambda path: path.resolve().parent == builtin,
                          reference_dir=lambda path: path.parent)
+    apply_scale(merged, parse_scale(plan.settings.scale))
     return f"# {HEADER}\n# Profiles: {', '.join(plan.names)}\n" + dump_compose_yaml(merged)
+
+
+def apply_scale(compose: dict, counts: dict[str, int]) -> None:
+    """`--scale`: each service's `scale` (a swarm's replicas). Copies of a service that
+    publishes a fixed host port would contend for it: refused."""
+    services = compose.get("services") or {}
+    for name, count in counts.items():
+        if name not in services:
+            raise UserError(f"--scale {name}={count}: there is no service {name!r} in this stack",
+                            hint=f"services: {', '.join(sorted(services))}")
+        fixed = [str(port) for port in services[name].get("ports") or ()
+                 if ":" in str(port) or (isinstance(port, dict) and port.get("published"))]
+        if count > 1 and fixed:
+            raise UserError(f"--scale {name}={count}: {name} publishes host port(s) {', '.join(fixed)}, "
+                            "which one copy only can hold", hint="scale services that publish no port")
+        services[name]["scale"] = count
 
 
 def render_caddyfile(plan: Plan) -> str:

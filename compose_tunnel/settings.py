@@ -21,6 +21,7 @@ DEFAULT_PROJECT = "reflector"
 DEFAULT_DNS_TIMEOUT = 5.0
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 AUTH_MODES = ("public", "password")
+TARGETS = ("compose", "swarm")
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
@@ -55,6 +56,8 @@ class Settings:
     lan_ip: str | None = None
     gpu_image: str | None = None
     reflector_source: Path | None = None
+    target: str = "compose"  # where the stack runs: docker compose, or a Docker Swarm
+    scale: tuple[str, ...] = ()  # "service=N": copies of a service (a swarm's replicas)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Settings":
@@ -106,6 +109,15 @@ class Settings:
         timeout = DEFAULT_DNS_TIMEOUT if timeout is None else float(timeout)
         if not 0 < timeout <= 120:
             raise UserError(f"--dns-timeout {timeout:g} is out of range", hint="use 0.1 to 120 seconds")
+        target = options.get("target") or "compose"
+        if target not in TARGETS:
+            raise UserError(f"unknown deployment target {target!r}", hint="compose, or swarm (--swarm)")
+        publish_ip = (parse_ip(options["publish_ip"], "--publish-ip", unspecified_ok=True)
+                      if options.get("publish_ip") else None)
+        if target == "swarm" and publish_ip not in (None, "0.0.0.0", "::"):
+            raise UserError(f"--publish-ip {publish_ip} cannot apply on a swarm: Swarm publishes a port "
+                            "on every interface of its node, never on one address",
+                            hint="drop --publish-ip (--publish-ip 0.0.0.0), and firewall the edge node")
         profiles = tuple(dict.fromkeys(options.get("profiles") or ()))
         for profile, needs in (("tunnel", tunnel_tcp), ("tunnel-udp", tunnel_udp)):
             if profile in profiles and not needs:
@@ -120,10 +132,11 @@ class Settings:
             node_ip=parse_ipv4(options["node_ip"]) if options.get("node_ip") else None,
             dns_server=dns_server or None,
             dns_timeout=timeout,
-            publish_ip=(parse_ip(options["publish_ip"], "--publish-ip", unspecified_ok=True)
-                        if options.get("publish_ip") else None),
+            publish_ip=publish_ip,
             profiles_dirs=tuple(Path(d).expanduser().absolute() for d in options.get("profiles_dirs") or ()),
             project_name=project,
+            target=target,
+            scale=tuple(f"{name}={count}" for name, count in sorted(parse_scale(options.get("scale") or ()).items())),
             **_app_options(options, profiles),
         )
 
@@ -187,11 +200,13 @@ class Settings:
             if key == "profiles":
                 continue
             flag = "--" + key.replace("_", "-")
-            if key == "profiles_dirs":
-                for directory in value:
-                    args += ["--profiles-dir", directory]
+            if key in ("profiles_dirs", "scale"):
+                for item in value:
+                    args += [flag.removesuffix("s"), item]
             elif key == "auth":
                 args.append("--password")  # password auth; the hash is kept in the secrets
+            elif key == "target":
+                args.append("--swarm")  # the only value that is not the default
             else:
                 args += [FLAGS.get(key, flag), str(value)]
         return args
@@ -211,7 +226,24 @@ def ml_mode(profiles: tuple[str, ...], hosted_url: str | None) -> str:
     return "hosted" if hosted_url else "cpu"
 
 
-LIST_OPTIONS = ("profiles", "profiles_dirs")
+LIST_OPTIONS = ("profiles", "profiles_dirs", "scale")
+SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+MAX_COPIES = 100
+
+
+def parse_scale(items: "tuple[str, ...] | list[str]") -> dict[str, int]:
+    """`--scale SERVICE=N` values -> {service: N}; the last given for a service wins."""
+    counts: dict[str, int] = {}
+    for item in items:
+        name, _, count = str(item).partition("=")
+        name, count = name.strip(), count.strip()
+        if not SERVICE_NAME.match(name) or not count.isdigit():
+            raise UserError(f"--scale {item!r} is not SERVICE=N", hint="e.g. --scale worker=3")
+        if int(count) > MAX_COPIES:
+            raise UserError(f"--scale {item!r}: at most {MAX_COPIES} copies of a service",
+                            hint="e.g. --scale worker=3")
+        counts[name] = int(count)
+    return counts
 NUMBER_OPTIONS = ("dns_timeout", "tunnel_udp_local")
 
 
@@ -376,6 +408,9 @@ def apply_change(saved: Settings | None, change: Change) -> Settings:
             raise UserError("--password and --no-password both given", hint="keep one of them")
         drop("admin_email")
         base["auth"] = "public"
+    if "scale" in given:  # a service's count replaces its saved one; the others are kept
+        given["scale"] = [f"{name}={count}" for name, count in
+                          {**parse_scale(base.get("scale", ())), **parse_scale(given["scale"])}.items()]
     options = {**base, **given, "profiles": list(dict.fromkeys(profiles + on))}
     return Settings.from_options(options)
 

@@ -42,6 +42,7 @@ class ServiceState:
     status: str  # running, exited, restarting, created, ...
     health: str | None  # healthy, unhealthy, starting, or None without a healthcheck
     exit_code: int | None = None
+    detail: str | None = None  # why, when the engine says (a Swarm task's error)
 
     @property
     def ready(self) -> bool:
@@ -49,7 +50,7 @@ class ServiceState:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("exited", "dead", "restarting") or self.health == "unhealthy"
+        return self.status in ("exited", "dead", "restarting", "rejected") or self.health == "unhealthy"
 
     def describe(self) -> str:
         text = self.status
@@ -57,6 +58,8 @@ class ServiceState:
             text += f" ({self.health})"
         if self.status == "exited" and self.exit_code is not None:
             text += f", exit code {self.exit_code}"
+        if self.detail:
+            text += f": {self.detail}"
         return text
 
 
@@ -90,6 +93,8 @@ def parse_ps_json(text: str) -> list[ServiceState]:
 
 
 class Stack:
+    deploys_whole = False  # Swarm: see SwarmStack
+
     def __init__(self, project_dir: Path, project_name: str, compose_file: Path, env_file: Path):
         self.project_dir = Path(project_dir).absolute()
         self.project_name = project_name
@@ -340,32 +345,8 @@ class Stack:
             return CommandResult(error.return_code, error.stdout or "", error.stderr or "")
         return CommandResult(0, out or "", "")
 
-    def _exec_streaming(self, service: str, args: list[str], on_output: Callable[[str], None],
-                        every: float = STREAM_EVERY_SECONDS) -> CommandResult:
-        """Output lines (split at CR too: progress bars redraw with it) go to `on_output`, one
-        per `every` seconds at most, and the last one always; all of it is kept for errors."""
-        command = self.client.compose.docker_compose_cmd + ["exec", "-T", service, *args]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert process.stdout is not None
-        kept: list[str] = []
-        pending, shown_at, last_shown = "", 0.0, ""
-        for chunk in iter(lambda: process.stdout.read1(4096), b""):  # type: ignore[union-attr]
-            pending += chunk.decode(errors="replace")
-            *lines, pending = re.split(r"[\r\n]", pending)
-            for line in (line.strip() for line in lines):
-                if not line:
-                    continue
-                kept = (kept + [line])[-LOG_TAIL_LINES:]
-                if time.monotonic() - shown_at >= every:
-                    on_output(line)
-                    shown_at, last_shown = time.monotonic(), line
-        if pending.strip():
-            kept.append(pending.strip())
-        code = process.wait()
-        if kept and kept[-1] != last_shown:
-            on_output(kept[-1])
-        text = "\n".join(kept)
-        return CommandResult(code, text if code == 0 else "", text if code else "")
+    def _exec_streaming(self, service: str, args: list[str], on_output: Callable[[str], None]) -> CommandResult:
+        return stream_command(self.client.compose.docker_compose_cmd + ["exec", "-T", service, *args], on_output)
 
     def logs(self, services: list[str], follow: bool, tail: str | None = None, since: str | None = None,
              until: str | None = None, timestamps: bool = False) -> Iterator[str]:
@@ -386,3 +367,31 @@ class Stack:
             return subprocess.run(command).returncode
         except KeyboardInterrupt:
             return 130
+
+
+def stream_command(command: list, on_output: Callable[[str], None],
+                   every: float = STREAM_EVERY_SECONDS) -> CommandResult:
+    """Run a command; its output lines (split at CR too: progress bars redraw with it) go to
+    `on_output`, one per `every` seconds at most, and the last one always; all of it is kept
+    for errors."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    kept: list[str] = []
+    pending, shown_at, last_shown = "", 0.0, ""
+    for chunk in iter(lambda: process.stdout.read1(4096), b""):  # type: ignore[union-attr]
+        pending += chunk.decode(errors="replace")
+        *lines, pending = re.split(r"[\r\n]", pending)
+        for line in (line.strip() for line in lines):
+            if not line:
+                continue
+            kept = (kept + [line])[-LOG_TAIL_LINES:]
+            if time.monotonic() - shown_at >= every:
+                on_output(line)
+                shown_at, last_shown = time.monotonic(), line
+    if pending.strip():
+        kept.append(pending.strip())
+    code = process.wait()
+    if kept and kept[-1] != last_shown:
+        on_output(kept[-1])
+    text = "\n".join(kept)
+    return CommandResult(code, text if code == 0 else "", text if code else "")

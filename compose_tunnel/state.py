@@ -15,7 +15,7 @@ from typing import Any
 import tomli_w
 
 from .errors import UserError
-from .settings import PROJECT_NAME, Settings
+from .settings import PROJECT_NAME, TARGETS, Settings
 from .workspace import PUBLIC_MODE, SECRET_MODE, FileContent, Workspace
 
 CONFIG = "config.toml"
@@ -103,13 +103,14 @@ def load_secrets(workspace: Workspace) -> Secrets:
 
 @dataclass(frozen=True)
 class Applied:
-    """The stack `up` last started: its project name and profiles."""
+    """The stack `up` last started: its project name, profiles and where it runs."""
 
     project_name: str
     profiles: tuple[str, ...]
+    target: str = "compose"  # docker compose, or a swarm stack
 
     def file(self) -> FileContent:
-        data = {"project_name": self.project_name, "profiles": list(self.profiles)}
+        data = {"project_name": self.project_name, "profiles": list(self.profiles), "target": self.target}
         return FileContent("# What compose-tunnel up last applied.\n" + tomli_w.dumps(data))
 
 
@@ -124,4 +125,8 @@ def load_applied(workspace: Workspace) -> Applied | None:
     if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
         raise UserError(f"{workspace.path(APPLIED)}: profiles must be a list of names",
                         hint="fix it, or delete the file if nothing runs")
-    return Applied(name, tuple(profiles))
+    target = data.get("target", "compose")
+    if target not in TARGETS:
+        raise UserError(f"{workspace.path(APPLIED)}: target {target!r} is not one of {', '.join(TARGETS)}",
+                        hint="fix it to where up started the project, or delete the file if nothing runs")
+    return Applied(name, tuple(profiles), target)

@@ -194,8 +194,13 @@ APPLIED_COMPOSE = "applied/compose.yml"
 APPLIED_DOTENV = "applied/.env"
 
 
-def stack_for(workspace: Workspace, project_name: str, *, applied: bool = False) -> "Stack":
-    from .stack import Stack
+def stack_for(workspace: Workspace, project_name: str, *, applied: bool = False,
+              target: str = "compose") -> "Stack":
+    """The project on docker compose, or on the swarm this engine manages (`target`)."""
+    if target == "swarm":
+        from .swarmstack import SwarmStack as Stack
+    else:
+        from .stack import Stack
 
     compose, dotenv = (APPLIED_COMPOSE, APPLIED_DOTENV) if applied else (COMPOSE, DOTENV)
     return Stack(workspace.root, project_name, workspace.path(compose), workspace.path(dotenv))
@@ -250,7 +255,7 @@ def up_prepared(
     what is about to apply, once the engine is known to answer and before anything changes."""
 
     settings = prepared.settings
-    stack = stack_for(workspace, settings.project_name)
+    stack = stack_for(workspace, settings.project_name, target=settings.target)
     stack.check(compose_version_needed(prepared.files[COMPOSE].text))
     began = time.monotonic()
     previous = state.load_applied(workspace)
@@ -260,15 +265,20 @@ def up_prepared(
     # that cannot be pulled), a plain `up` retries what the user asked for, not an older stack.
     applied_before = (workspace.read(APPLIED_COMPOSE), workspace.read(APPLIED_DOTENV))
     changed = write(workspace, prepared, save_settings=True)
-    if previous and previous.project_name != settings.project_name:
-        say(f"stopping the previous project {previous.project_name!r}")
-        stack_for(workspace, previous.project_name, applied=True).down()
+    if previous and (previous.project_name, previous.target) != (settings.project_name, settings.target):
+        where = " (on the swarm)" if previous.target == "swarm" else ""
+        say(f"stopping the previous project {previous.project_name!r}{where}")
+        stack_for(workspace, previous.project_name, applied=True, target=previous.target).down()
+        previous = None  # nothing of it runs as applied now
     # Recorded before starting, so `down` can clean up even after a failed start.
     workspace.write({
         APPLIED_COMPOSE: prepared.files[COMPOSE],
         APPLIED_DOTENV: prepared.files[DOTENV],
-        state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names)).file(),
+        state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names),
+                                     settings.target).file(),
     })
+    if settings.target == "swarm":
+        stack.label_nodes(set(stack.translated().nodes.values()), say)
     from .bootstrap import steps_for
 
     steps = steps_for(prepared.plan, lambda line: say(f"  {line}"))
@@ -321,17 +331,20 @@ def start_stack(stack: "Stack", order: StartOrder, started: set[str], ready: set
     started alongside them ready too, the rest start without Compose checking again the
     conditions of what they depend on (--no-deps). Nothing left: nothing to run (a replay of
     a stack running as applied)."""
+    rest = [service for service in order.services if service not in started | ready]
     if not order.selective:
         stack.up(build=build, pull=pull)
-        return
-    waiting = [service for service in started if service not in ready]
-    if waiting:
-        stack.wait_until_ready(wait_seconds, say, services=sorted(waiting),
-                               label=f"started alongside the bootstraps: {', '.join(sorted(waiting))}")
-    rest = [service for service in order.services if service not in started | ready]
-    if rest:
-        stack.up(build=build, pull=pull, services=rest,
-                 dependencies=not order.started_with(rest, started | ready))
+    elif stack.deploys_whole:  # a swarm: the whole file, unless all of it runs as applied
+        if rest:
+            stack.up(build=build, pull=pull)
+    else:
+        waiting = [service for service in started if service not in ready]
+        if waiting:
+            stack.wait_until_ready(wait_seconds, say, services=sorted(waiting),
+                                   label=f"started alongside the bootstraps: {', '.join(sorted(waiting))}")
+        if rest:
+            stack.up(build=build, pull=pull, services=rest,
+                     dependencies=not order.started_with(rest, started | ready))
 
 
 def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.Applied | None") -> None:
@@ -399,10 +412,11 @@ def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
 
 def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
              pull: str | None = None) -> list[str]:
-    """What `up` would do, one line per step, for --dry-run."""
+    """What `up` would do, one line per step, for --dry-run (on a swarm: first, what the
+    translation to a stack file changes)."""
     from .bootstrap import steps_for
 
-    stack = stack_for(workspace, prepared.settings.project_name)
+    stack = stack_for(workspace, prepared.settings.project_name, target=prepared.settings.target)
     steps = steps_for(prepared.plan)
     order = start_order(workspace, prepared, steps)
 
@@ -412,7 +426,10 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
         return "would run: " + stack.up_command_line(build=build, pull=pull, services=services,
                                                      dependencies=dependencies)
 
-    lines = [run(order.first)] if order.first else []
+    lines = []
+    if prepared.settings.target == "swarm":
+        lines += [f"swarm: {note}" for note in stack.translated(prepared.files).notes]
+    lines += [run(order.first)] if order.first else []
     if order.alongside:
         lines.append(run(order.alongside) + "  (alongside the bootstraps)")
     started, ready = set(order.first) | set(order.alongside), set()
@@ -423,7 +440,7 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
         started |= set(step.services)
         ready |= set(step.services)
     rest = [service for service in order.services if service not in started]
-    if not order.selective:
+    if not order.selective or stack.deploys_whole:
         lines.append(run())
     elif rest:
         lines.append(run(rest, started))
@@ -449,7 +466,7 @@ def down(workspace: Workspace, *, volumes: bool = False) -> DownResult | None:
     applied = state.load_applied(workspace)
     if applied is None:
         return None
-    stack = stack_for(workspace, applied.project_name, applied=True)
+    stack = stack_for(workspace, applied.project_name, applied=True, target=applied.target)
     stack.check()
     containers = len(stack.states())
     stack.down(volumes=volumes)
@@ -476,7 +493,7 @@ def rebuild(
     if pull:
         write(workspace, prepared, save_settings=False)
         say("pulling newer images")
-        stack_for(workspace, prepared.settings.project_name).pull()
+        stack_for(workspace, prepared.settings.project_name).pull()  # here; a swarm's nodes pull theirs
     return up_prepared(workspace, prepared, say=say, build=True, wait_seconds=wait_seconds)
 
 
@@ -488,6 +505,6 @@ def applied_stack(workspace: Workspace) -> "Stack":
             f"nothing has been started from {workspace.root}",
             hint="run `compose-tunnel up` first, or pass the --workdir you used",
         )
-    stack = stack_for(workspace, applied.project_name, applied=True)
+    stack = stack_for(workspace, applied.project_name, applied=True, target=applied.target)
     stack.check()
     return stack
