@@ -14,11 +14,10 @@ import tomllib
 
 import pytest
 
-from dns_server import running_dnsmasq
 from engine.relays import TcpRelay, UdpRelay
-from engine.test_stack import (
-    TCP_HOST, TCP_PUBLIC, TEST_PROFILES, UDP_HOST, UDP_IP, UDP_LOCAL_2, UDP_PUBLIC_2, https_get, tool,
-    udp_roundtrip,
+from engine.test_stack import (  # noqa: F401 - dns_server is a fixture (dnsmasq answering UDP_HOST)
+    TCP_HOST, TCP_PUBLIC, TEST_PROFILES, UDP_HOST, UDP_IP, UDP_LOCAL_2, UDP_PUBLIC_2, dns_server, https_get,
+    tool, udp_roundtrip,
 )
 from engine.wsclient import websocket_first_message
 
@@ -65,12 +64,6 @@ def swarm(engine):
             added = [label for label in LABELS if label not in (labels_before or {})]
             if added:
                 docker(engine, "node", "update", *[a for label in added for a in ("--label-rm", label)], "self")
-
-
-@pytest.fixture(scope="module")
-def dns_server():
-    with running_dnsmasq(a={UDP_HOST: UDP_IP}) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
