@@ -180,7 +180,8 @@ def merge_documents(docs: list[dict], sources: list[str] | None = None,
         merged = _Merger(source).merge_mappings(merged, doc, ())
         for name, service in (merged.get("services") or {}).items():
             if not isinstance(service, dict):  # e.g. `web:` left empty with no earlier web
-                raise UserError(f"{source}: services.{name} must be a mapping")
+                raise UserError(f"{source}: services.{name} must be a mapping",
+                            hint=f"{name}:, then its keys indented below it (image:, ...)")
     merged.pop("version", None)  # obsolete: Compose ignores it and warns
     _enforce_unicity(merged, ())
     return merged
@@ -201,11 +202,13 @@ def _check_document(doc: dict, source: str) -> None:
         return
     services = _untag(doc["services"])
     if not isinstance(services, dict):
-        raise UserError(f"{source}: services must be a mapping")
+        raise UserError(f"{source}: services must be a mapping",
+                        hint="services:, then one indented NAME: per service")
     for name, service in services.items():
         service = _untag(service)
         if service is not None and not isinstance(service, dict):
-            raise UserError(f"{source}: services.{name} must be a mapping")
+            raise UserError(f"{source}: services.{name} must be a mapping",
+                            hint=f"{name}:, then its keys indented below it (image:, ...)")
         ports = _untag((service or {}).get("ports"))
         for index, spec in enumerate(ports if isinstance(ports, list) else []):
             try:
@@ -213,7 +216,8 @@ def _check_document(doc: dict, source: str) -> None:
             except ValueError as exc:
                 shown = json.dumps(spec) if isinstance(spec, str) else repr(spec)
                 raise UserError(
-                    f"{source}: services.{name}.ports[{index}]: invalid port {shown} ({exc})"
+                    f"{source}: services.{name}.ports[{index}]: invalid port {shown} ({exc})",
+                    hint='e.g. "8080:80", "127.0.0.1:8080:80/tcp" or "9000-9010:9000-9010/udp"',
                 ) from None
 
 

@@ -323,11 +323,13 @@ def _check_keys(root: Node, source: str) -> None:
             if not isinstance(key, ScalarNode) or key.tag not in (_STR, _MERGE):
                 shown = key.value if isinstance(key, ScalarNode) else "a collection"
                 where = path or "the top level"
-                raise UserError(f"{source}: line {line}: non-string key in {where}: {shown}")
+                raise UserError(f"{source}: line {line}: non-string key in {where}: {shown}",
+                                hint="quote the key: a compose file's keys are strings")
             if key.value in first_line:
                 raise UserError(
                     f"{source}: line {line}: duplicate key {key.value!r}"
-                    f" (already defined at line {first_line[key.value]})"
+                    f" (already defined at line {first_line[key.value]})",
+                    hint="keep one of them: a key appears once in a mapping",
                 )
             first_line[key.value] = line
             stack.append((value, f"{path}.{key.value}" if path else key.value))
@@ -427,6 +429,9 @@ def compose_node(text: str) -> Node | None:
         loader.dispose()
 
 
+YAML_HINT = "check the indentation and the quoting at that line (tabs are not allowed)"
+
+
 def load_compose_text(text: str, source: str = "<string>") -> dict:
     """Parse one compose document as Compose sees it; UserError names source and line.
 
@@ -450,13 +455,14 @@ def load_compose_text(text: str, source: str = "<string>") -> dict:
         problem = exc.problem or exc.context or "invalid YAML"
         if isinstance(exc, yaml.composer.ComposerError) and "single document" in str(exc):
             problem = "more than one YAML document; a compose file here holds exactly one"
-        raise UserError(f"{source}: {line}{problem}") from None
+        raise UserError(f"{source}: {line}{problem}", hint=YAML_HINT) from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{source}: invalid YAML: {exc}") from None
+        raise UserError(f"{source}: invalid YAML: {exc}", hint=YAML_HINT) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
-        raise UserError(f"{source}: the top level must be a mapping, not {type(data).__name__}")
+        raise UserError(f"{source}: the top level must be a mapping, not {type(data).__name__}",
+                        hint="a compose file is keys such as services:, volumes:, networks:")
     return data
 
 
@@ -465,7 +471,8 @@ def read_compose_text(path: str | os.PathLike) -> str:
         with open(path, encoding="utf-8") as handle:
             return handle.read(MAX_TEXT_BYTES + 1)
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{os.fspath(path)}: cannot read: {exc}") from None
+        raise UserError(f"{os.fspath(path)}: cannot read: {exc}",
+                        hint="a readable UTF-8 text file is expected there") from None
 
 
 def load_compose_file(path: str | os.PathLike) -> dict:

@@ -92,7 +92,8 @@ def test_quoted_scalars_are_strings() -> None:
 def test_duplicate_key_names_the_line() -> None:
     with pytest.raises(UserError) as err:
         load_compose_text("services:\n  web:\n    image: a\n    image: b\n", "overlay.yml")
-    assert str(err.value) == "overlay.yml: line 4: duplicate key 'image' (already defined at line 3)"
+    assert err.value.message == "overlay.yml: line 4: duplicate key 'image' (already defined at line 3)"
+    assert err.value.hint == "keep one of them: a key appears once in a mapping"
 
 
 def test_duplicate_key_compares_the_text_like_compose() -> None:
@@ -235,3 +236,29 @@ def test_round_trip(doc: dict) -> None:
 @given(st.text())
 def test_any_string_reads_back_as_that_string_in_yaml11(text: str) -> None:
     assert yaml.safe_load(dump_compose_yaml({text: text})) == {text: text}
+
+
+@pytest.mark.parametrize("text", [
+    "services:\n  web:\n    image: a\n    image: b\n",  # duplicate key
+    "services:\n  ? [a]\n  : 1\n",  # non-string key
+    "services:\n\tweb: {}\n",  # a tab
+    "- a\n- b\n",  # not a mapping
+    "a: 1\n---\nb: 2\n",  # two documents
+])
+def test_every_error_in_a_compose_file_carries_a_hint(text) -> None:
+    with pytest.raises(UserError) as err:
+        load_compose_text(text, "overlay.yml")
+    assert err.value.message.startswith("overlay.yml: ") and err.value.hint
+
+
+@pytest.mark.parametrize("text", [
+    "services: [web]\n", "services:\n  web: nginx\n", "services:\n  web:\n    ports: ['80:x']\n",
+])
+def test_every_error_merging_a_document_carries_a_hint(tmp_path, text) -> None:
+    from compose_tunnel.merge import merge_files
+
+    path = tmp_path / "overlay.yml"
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        merge_files([path])
+    assert err.value.hint
