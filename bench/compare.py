@@ -5,6 +5,9 @@
     .venv/bin/python bench/compare.py --engine --profiles-dir tests/engine/profiles
                                                              # also `up` on a real engine
 
+compose-tunnel runs as a user installs it: a fresh virtual environment with the project
+installed from this checkout (not editable; pip compiles the bytecode), unless --editable.
+
 Generation: `compose-tunnel generate` (validate, merge the overlays, render every file) next to
 `docker compose config` on the same overlays (Compose's own load + merge), and next to
 `docker compose config` on the single flattened file. Engine: `compose-tunnel up` to ready next
@@ -29,6 +32,19 @@ sys.path.insert(0, str(ROOT))
 
 TUNNEL_ARGS = ["--cpu", "--livekit", "--garage", "--tunnels",
                "my-tunnel.example.com:9055,udp-host.example.com:14139", "--node-ip", "203.0.113.9"]
+
+
+TOOL: list[str] = [sys.executable, "-m", "compose_tunnel"]  # replaced by the installed one
+
+
+def install(directory: Path) -> list[str]:
+    """A virtual environment in `directory` with compose-tunnel installed as users install it;
+    the command that runs it."""
+    subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
+    python = directory / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return [str(directory / "bin" / "compose-tunnel")]  # the console script users run
 
 
 def compose_command() -> list[str]:
@@ -86,8 +102,7 @@ def bench_generation(runs: int) -> None:
     env = clean_env()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        subprocess.run([sys.executable, "-m", "compose_tunnel", "generate", *TUNNEL_ARGS],
-                       cwd=work, env=env, check=True, capture_output=True)
+        subprocess.run([*TOOL, "generate", *TUNNEL_ARGS], cwd=work, env=env, check=True, capture_output=True)
         workdir = work / ".compose-tunnel"
         settings = Settings.from_options({"tunnels": TUNNEL_ARGS[4], "node_ip": "203.0.113.9",
                                           "profiles": ["cpu", "livekit", "garage"]})
@@ -107,12 +122,12 @@ def bench_generation(runs: int) -> None:
             series("docker compose config (flattened compose.yml)",
                    [*compose, "-f", "compose.yml", "config"], workdir, env, runs),
             series("compose-tunnel generate (merge + render all)",
-                   [sys.executable, "-m", "compose_tunnel", "generate", *TUNNEL_ARGS], work, env, runs),
-            series("compose-tunnel --help",
-                   [sys.executable, "-m", "compose_tunnel", "--help"], work, env, runs),
+                   [*TOOL, "generate", *TUNNEL_ARGS], work, env, runs),
+            series("compose-tunnel --help", [*TOOL, "--help"], work, env, runs),
         ]
         floor = series("python -c 'import click' (the --help floor)",
-                       [sys.executable, "-c", "import click"], work, env, runs)
+                       [str(Path(TOOL[0]).with_name("python")) if len(TOOL) == 1 else TOOL[0],
+                        "-c", "import click"], work, env, runs)
         print(f"generation, {runs} runs each, profiles: {', '.join(p.stem for p in overlays)}")
         report(rows, reference)
         print("\n--help against the floor of any click program")
@@ -164,7 +179,7 @@ def bench_merge(runs: int, sizes: tuple[int, ...]) -> None:
                                [*compose, "-p", "bench", *files, "config", "-q"], work, env,
                                1 if big else runs, warm=not big)
             ours = series(f"compose-tunnel merge ({size} services)",
-                          [sys.executable, "-m", "compose_tunnel", "merge", *names, "-o", "merged.yml"],
+                          [*TOOL, "merge", *names, "-o", "merged.yml"],
                           work, env, runs)
             report([reference, ours], reference)
 
@@ -184,7 +199,7 @@ def bench_engine(profiles_dir: Path, runs: int) -> None:
     compose = ["docker", "compose", "--project-name", project, "-f", "compose.yml"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        tool = [sys.executable, "-m", "compose_tunnel"]
+        tool = TOOL
         workdir = work / ".compose-tunnel"
         first: dict[str, list] = {"ours": [], "theirs": []}
         again: dict[str, list] = {"ours": [], "theirs": []}
@@ -217,7 +232,17 @@ def main() -> None:
     parser.add_argument("--merge-sizes", type=int, nargs="+", default=[100, 1000, 5000],
                         help="services in the large merge (the scaling curve)")
     parser.add_argument("--profiles-dir", type=Path, default=ROOT / "tests" / "engine" / "profiles")
+    parser.add_argument("--editable", action="store_true",
+                        help="run this checkout as it is instead of an installed copy")
     options = parser.parse_args()
+    global TOOL
+    with tempfile.TemporaryDirectory(prefix="ct-bench-venv-") as venv:
+        if not options.editable:
+            TOOL = install(Path(venv))
+        run(options)
+
+
+def run(options: argparse.Namespace) -> None:
     bench_generation(options.runs)
     bench_merge(max(3, options.runs // 3), tuple(options.merge_sizes))
     if options.engine:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from click.core import ParameterSource
@@ -17,6 +16,19 @@ from click.core import ParameterSource
 from . import __version__
 from .choices import BACKEND_CHOICES, DEFAULT_WAIT_SECONDS, FLAG_PROFILES
 from .errors import EngineError, UserError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class _Path:
+    """Click's path_type: a pathlib.Path, imported once a path option is given (pathlib and
+    what it imports are a tenth of `--help`)."""
+
+    def __new__(cls, value: str) -> "Path":  # type: ignore[misc]
+        from pathlib import Path
+
+        return Path(value)
 
 
 class _Lazy:
@@ -77,7 +89,7 @@ CONFIG_OPTIONS = [
         help="Models on a remote GPU service at URL (excludes --cpu and --gpu)."),
     *[_choice_option(name, choices) for name, choices in BACKEND_CHOICES.items()],
     opt("--gpu-image", metavar="IMAGE", help="Image of the GPU service for --gpu (Reflector publishes none)."),
-    opt("--reflector-source", metavar="DIR", type=click.Path(path_type=Path),
+    opt("--reflector-source", metavar="DIR", type=click.Path(path_type=_Path),
         help="A Reflector clone: --gpu builds its GPU service from DIR/gpu/self_hosted."),
     opt("--llm-url", metavar="URL",
         help="An external OpenAI-compatible LLM API, e.g. https://api.openai.com/v1."),
@@ -106,7 +118,7 @@ CONFIG_OPTIONS = [
         help="Turn on any profile by name (repeatable)."),
     opt("--no-profile", "profiles_off", metavar="NAME", multiple=True,
         help="Turn off a saved profile by name (repeatable)."),
-    opt("--profiles-dir", "profiles_dirs", metavar="DIR", multiple=True, type=click.Path(path_type=Path),
+    opt("--profiles-dir", "profiles_dirs", metavar="DIR", multiple=True, type=click.Path(path_type=_Path),
         help="A directory of your own overlays and profiles.toml (repeatable; "
              "the env variable takes a ':'-separated list)."),
     opt("--scale", "scale", metavar="SERVICE=N", multiple=True,
@@ -123,12 +135,12 @@ CONFIG_OPTIONS = [
         help="Password auth (login --admin-email); alone, asks for the password without echo."),
     opt("--no-password", "no_password", is_flag=True, default=None,
         help="Back to public mode (no login); the stored password hash is kept."),
-    opt("--password-file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+    opt("--password-file", metavar="FILE", type=click.Path(dir_okay=False, path_type=_Path),
         help="Password auth, the password read from FILE."),
     opt("--hosted-api-key", metavar="KEY", help="API key of the --hosted GPU service."),
     opt("--hf-token", metavar="TOKEN", help="HuggingFace token for pyannote's gated models (diarization)."),
     opt("--llm-api-key", metavar="KEY", help="API key of --llm-url."),
-    opt("--adopt", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+    opt("--adopt", metavar="DIR", type=click.Path(file_okay=False, path_type=_Path),
         help="Take over an install made by Reflector's setup-selfhosted.sh in the clone DIR: its "
              "project, database password, keys and token (so its data keeps working)."),
     opt("--reset", is_flag=True, default=None,
@@ -160,7 +172,7 @@ def held(workdir: Path) -> "workspace.Workspace":
 def _workdir(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
     if not value.strip():
         raise UserError("--workdir is empty", hint=f"leave it out for {DEFAULT_WORKDIR}, or name a directory")
-    return Path(value)
+    return _Path(value)
 
 
 workdir_option = click.option(
@@ -319,8 +331,8 @@ def generate(ctx: click.Context, workdir: Path, **params: Any) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=_Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=_Path),
               help="Write the merged YAML here instead of standard output.")
 def merge(files: tuple[Path, ...], output: Path | None) -> None:
     """Merge compose FILES in order with Compose's rules and print one flattened file.
@@ -342,7 +354,7 @@ def merge(files: tuple[Path, ...], output: Path | None) -> None:
 
 @cli.command("profiles")
 @click.option("--profiles-dir", "profiles_dirs", metavar="DIR", multiple=True,
-              type=click.Path(path_type=Path), envvar=ENV + "PROFILES_DIR",
+              type=click.Path(path_type=_Path), envvar=ENV + "PROFILES_DIR",
               help="Also read this directory of overlays (repeatable).")
 def list_profiles(profiles_dirs: tuple[Path, ...]) -> None:
     """List every profile with its source, description and relations."""

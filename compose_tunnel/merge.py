@@ -50,7 +50,6 @@ import math
 import os
 import re
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path as Path_
 from typing import Any
 
@@ -434,6 +433,8 @@ def _go_float(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
+    from decimal import Decimal  # floats in ports are rare: not paid for by every merge
+
     sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
     text = "".join(map(str, digits)).rstrip("0") or "0"
     point = len(digits) + exponent  # position of the decimal point in `text`

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,11 +24,11 @@ RELATIONS = ("implies", "conflicts", "requires")
 
 
 def builtin_dir() -> Path:
-    """The built-in profiles: `profiles/` of a checkout, or the copy inside the wheel."""
-    checkout = Path(__file__).resolve().parent.parent / "profiles"
-    if (checkout / MANIFEST).is_file():
-        return checkout
-    return Path(str(resources.files("compose_tunnel") / "profiles"))
+    """The built-in profiles: `profiles/` of a checkout, or the copy inside the installed
+    package (compose_tunnel/profiles; the package runs from files, never from a zip)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "profiles"
+    return checkout if (checkout / MANIFEST).is_file() else here / "profiles"
 
 
 @dataclass

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import secrets as random
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,18 +59,24 @@ class Secrets:
 
     values: dict[str, str] = field(default_factory=dict)
 
-    GENERATED = {
-        "secret_key": lambda: random.token_hex(32),
-        "nextauth_secret": lambda: random.token_hex(32),
-        "postgres_password": lambda: random.token_hex(16),
-        "livekit_api_key": lambda: "API" + random.token_hex(6),
-        "livekit_api_secret": lambda: random.token_urlsafe(36),
-        "garage_rpc_secret": lambda: random.token_hex(32),
+    GENERATED = {  # name -> (the `secrets` function, its argument, a prefix)
+        "secret_key": ("token_hex", 32, ""),
+        "nextauth_secret": ("token_hex", 32, ""),
+        "postgres_password": ("token_hex", 16, ""),
+        "livekit_api_key": ("token_hex", 6, "API"),
+        "livekit_api_secret": ("token_urlsafe", 36, ""),
+        "garage_rpc_secret": ("token_hex", 32, ""),
     }
 
     def ensure(self) -> "Secrets":
-        for name, make in self.GENERATED.items():
-            self.values.setdefault(name, make())
+        """Make the missing ones (`secrets` is imported only then: a replay has them all)."""
+        missing = [name for name in self.GENERATED if name not in self.values]
+        if missing:
+            import secrets as random
+
+            for name in missing:
+                function, size, prefix = self.GENERATED[name]
+                self.values[name] = prefix + getattr(random, function)(size)
         return self
 
     def __getitem__(self, name: str) -> str:
