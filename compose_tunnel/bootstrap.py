@@ -61,6 +61,9 @@ class Step:
     # Whether its services may only start after the steps before it ran (Hatchet needs its
     # database). The others' services all start at once, at the beginning.
     after_previous: bool = False
+    # Whether, on new data volumes, their initialisation does what the steps before it would
+    # (Postgres's init script creates Hatchet's database): its services then start alongside.
+    ready_on_new_volumes: bool = False
 
 
 def steps_for(plan: "Plan", say: Callable[[str], None] | None = None) -> list[Step]:
@@ -77,6 +80,12 @@ def steps_for(plan: "Plan", say: Callable[[str], None] | None = None) -> list[St
         assert model
         steps.append(ollama.step(service, model, say))
     return steps
+
+
+def started_alongside_on_new_volumes(steps: list[Step]) -> list[str]:
+    """The services of the steps that need nothing of the steps before them on new volumes."""
+    return list(dict.fromkeys(service for step in steps if step.before_stack and step.ready_on_new_volumes
+                              for service in step.services))
 
 
 def started_first(steps: list[Step]) -> list[str]:

@@ -66,17 +66,19 @@ def ensure_database(exec_: Exec, *, attempts: int = ATTEMPTS, delay: float = DEL
                     sleep: Sleep = time.sleep) -> list[str]:
     """Create the `hatchet` database unless it exists; return what was done."""
     query = f"SELECT 1 FROM pg_database WHERE datname = '{HATCHET_DATABASE}'"
-    ok, found = _retry(lambda: psql(exec_, POSTGRES_DB, query), lambda r: r.ok, attempts, delay, sleep)
-    if not ok:
-        raise BootstrapError(f"cannot query Postgres for the {HATCHET_DATABASE} database: {_reason(found)}",
-                             "see `compose-tunnel logs postgres`")
-    if found.stdout.strip() == "1":
-        return []
-    created = psql(exec_, POSTGRES_DB, f'CREATE DATABASE "{HATCHET_DATABASE}"')
-    if not created.ok:
-        raise BootstrapError(f"cannot create the {HATCHET_DATABASE} database: {_reason(created)}",
-                             "see `compose-tunnel logs postgres`")
-    return [f"database {HATCHET_DATABASE} created"]
+    for _ in range(max(attempts, 1)):  # a Postgres restarting after its first init drops both
+        ok, found = _retry(lambda: psql(exec_, POSTGRES_DB, query), lambda r: r.ok, attempts, delay, sleep)
+        if not ok:
+            raise BootstrapError(f"cannot query Postgres for the {HATCHET_DATABASE} database: {_reason(found)}",
+                                 "see `compose-tunnel logs postgres`")
+        if found.stdout.strip() == "1":
+            return []
+        created = psql(exec_, POSTGRES_DB, f'CREATE DATABASE "{HATCHET_DATABASE}"')
+        if created.ok:
+            return [f"database {HATCHET_DATABASE} created"]
+        sleep(delay)  # then look again: it may exist now (an init script), or the server be back
+    raise BootstrapError(f"cannot create the {HATCHET_DATABASE} database: {_reason(created)}",
+                         "see `compose-tunnel logs postgres`")
 
 
 def default_tenant(exec_: Exec, *, attempts: int = ATTEMPTS, delay: float = DELAY_SECONDS,
@@ -160,5 +162,6 @@ STEPS = (
         describe="create a Hatchet client token for the default tenant (HATCHET_CLIENT_TOKEN in server.env)",
         owns=(TOKEN_SECRET,),
         after_previous=True,  # Hatchet exits when its database is missing
+        ready_on_new_volumes=True,  # postgres-init/hatchet.sql creates it at Postgres's first start
     ),
 )

@@ -94,6 +94,7 @@ def parse_ps_json(text: str) -> list[ServiceState]:
 
 class Stack:
     deploys_whole = False  # Swarm: see SwarmStack
+    orders_dependencies = True  # Compose starts a service after the conditions of its depends_on
 
     def __init__(self, project_dir: Path, project_name: str, compose_file: Path, env_file: Path):
         self.project_dir = Path(project_dir).absolute()

@@ -41,6 +41,7 @@ class SwarmStack(Stack):
     # --- the engine ----------------------------------------------------------------------
 
     deploys_whole = True  # a group start deploys part of the file; the last start, all of it
+    orders_dependencies = False  # Swarm starts every task at once
 
     def _docker(self, *args: str) -> str:
         from python_on_whales.utils import run

@@ -141,13 +141,17 @@ class StartOrder:
         return all(self.dependencies.get(name, set()) <= ready | set(services) for name in services)
 
 
-def start_order(workspace: Workspace, prepared: Prepared, steps: list) -> StartOrder:
+def start_order(workspace: Workspace, prepared: Prepared, steps: list, *,
+                new_volumes: bool = False) -> StartOrder:
     """The services `up` starts before the first bootstrap runs (the first steps' own), and
     those it starts alongside the bootstraps: the ones consuming no bootstrap result (found by
     rendering with every result marked: the files and `.env` variables that change are the
-    ones bootstraps feed)."""
+    ones bootstraps feed), and with `new_volumes` (the engine orders starts by depends_on, and
+    Postgres's volume is new) the services of steps the volumes' initialisation prepares."""
     from . import envfile
-    from .bootstrap import dependencies_of, started_first, started_with_steps
+    from .bootstrap import (
+        dependencies_of, started_alongside_on_new_volumes, started_first, started_with_steps,
+    )
     from .yamlio import load_compose_text
 
     owned = {name: f"bootstrap-result-{name}" for step in steps for name in step.owns}
@@ -158,8 +162,11 @@ def start_order(workspace: Workspace, prepared: Prepared, steps: list) -> StartO
     variables = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
     model = load_compose_text(prepared.files[COMPOSE].text, COMPOSE)
     services = model.get("services") or {}
+    alongside = started_with_steps(steps, model, str(workspace.root), fed, variables)
+    if new_volumes:
+        alongside += [name for name in started_alongside_on_new_volumes(steps) if name not in alongside]
     return StartOrder(
-        started_first(steps), started_with_steps(steps, model, str(workspace.root), fed, variables),
+        started_first(steps), alongside,
         list(services), {name: dependencies_of(service) for name, service in services.items()},
         selective=not any(service.get("profiles") or service.get("scale") == 0
                           or (service.get("deploy") or {}).get("replicas") == 0
@@ -288,7 +295,7 @@ def up_prepared(
     ready = running_as_applied(stack, previous, settings.project_name, changed, applied_before,
                                (prepared.files[COMPOSE].text, prepared.files[DOTENV].text),
                                build or pull == "always")
-    order = start_order(workspace, prepared, steps)
+    order = start_order(workspace, prepared, steps, new_volumes=new_volumes(stack, steps, ready))
     first, alongside = ([s for s in group if s not in ready] for group in (order.first, order.alongside))
     if first:
         started = time.monotonic()
@@ -345,6 +352,16 @@ def start_stack(stack: "Stack", order: StartOrder, started: set[str], ready: set
         if rest:
             stack.up(build=build, pull=pull, services=rest,
                      dependencies=not order.started_with(rest, started | ready))
+
+
+def new_volumes(stack: "Stack", steps: list, ready: set[str]) -> bool:
+    """Whether Postgres's volume is still to be made (its init script then prepares what some
+    steps need), where the engine orders starts by their dependencies (Compose, not Swarm)."""
+    from .adopt import POSTGRES_VOLUME
+    from .bootstrap import started_alongside_on_new_volumes
+
+    waiting = [name for name in started_alongside_on_new_volumes(steps) if name not in ready]
+    return bool(waiting) and stack.orders_dependencies and stack.volume_created(POSTGRES_VOLUME) is None
 
 
 def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.Applied | None") -> None:
@@ -446,6 +463,13 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
         lines.append(run(rest, started))
     # Steps after the stack find their services started by it.
     lines += [f"would {step.describe}" for step in steps if not step.before_stack]
+    if stack.orders_dependencies:
+        from .bootstrap import started_alongside_on_new_volumes
+
+        early = started_alongside_on_new_volumes(steps)
+        if early:
+            lines.append(f"on a new Postgres volume, would start {', '.join(early)} alongside the "
+                         "bootstraps instead (Postgres's init script prepares what the steps would)")
     return lines
 
 

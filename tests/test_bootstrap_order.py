@@ -77,3 +77,20 @@ def test_the_stack_of_the_tunnel_guide_starts_redis_and_livekit_alongside_the_bo
     ready = {"garage", "postgres", "hatchet", "redis", "livekit-server", "livekit-egress"}
     rest = [name for name in order.services if name not in ready]
     assert order.started_with(rest, ready) and not order.started_with(rest, ready - {"redis"})
+
+
+def test_on_a_new_postgres_volume_hatchet_starts_alongside(tmp_path):
+    """Postgres's init script (rendered into postgres-init/) creates Hatchet's database on a
+    new volume: Hatchet need not wait for the database step."""
+    from compose_tunnel.bootstrap import steps_for
+
+    workspace = Workspace(tmp_path / "work")
+    prepared = workflows.prepare(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
+    assert prepared.files["postgres-init/hatchet.sql"].text.endswith("CREATE DATABASE hatchet;\n")
+    steps = steps_for(prepared.plan)
+    assert workflows.start_order(workspace, prepared, steps).alongside == ["redis"]
+    order = workflows.start_order(workspace, prepared, steps, new_volumes=True)
+    assert (order.first, order.alongside) == (["postgres"], ["redis", "hatchet"])
+    dry_run = workflows.up_steps(workspace, prepared)
+    assert dry_run[-1] == ("on a new Postgres volume, would start hatchet alongside the bootstraps "
+                           "instead (Postgres's init script prepares what the steps would)")

@@ -95,6 +95,23 @@ def test_database_check_retries_while_postgres_restarts_after_its_first_init():
     assert hatchet.ensure_database(stack, **RETRY) == ["database hatchet created"]
 
 
+def test_database_creation_cut_by_the_restart_after_the_first_init_is_looked_at_again():
+    """The query answered by the init's temporary server, the CREATE cut by its shutdown, and
+    meanwhile the init script made the database: found on the next look, nothing created."""
+    stack = FakeStack()
+    original = stack.psql
+
+    def psql(args):
+        if args[-1].startswith("CREATE DATABASE"):
+            stack.databases.add("hatchet")  # the init script's, just before the shutdown
+            return CommandResult(2, "", "server closed the connection unexpectedly\n")
+        return original(args)
+
+    stack.psql = psql
+    assert hatchet.ensure_database(stack, **RETRY) == []
+    assert "hatchet" in stack.databases
+
+
 def test_postgres_never_answering_is_a_bootstrap_error_quoting_psql():
     stack = FakeStack()
     stack.psql_failures = 10
