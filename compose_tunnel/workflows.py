@@ -309,7 +309,8 @@ def up_prepared(
     started_now = set(first) | set(alongside)
     try:
         run_bootstraps(stack, before, prepared, say, timeline, actions, order, build=build, pull=pull,
-                       wait_seconds=wait_seconds, started=started_now | ready, ready=ready)
+                       wait_seconds=wait_seconds, started=started_now | ready, ready=ready,
+                       alongside=(set(alongside), joined))
     except BaseException:
         joined(report=False)  # no Compose run left behind; the bootstrap's failure is the one told
         raise
@@ -396,18 +397,23 @@ def running_as_applied(stack: "Stack", previous: "state.Applied | None", project
 def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
                    timeline: list[tuple[str, float]], actions: list[str], order: StartOrder, *,
                    build: bool, pull: str | None, wait_seconds: float, started: set[str],
-                   ready: set[str] = frozenset()) -> None:
+                   ready: set[str] = frozenset(),
+                   alongside: tuple[set[str], Callable[[], None]] = (set(), lambda: None)) -> None:
     """Each step in order: start its services (unless `started` already), wait for them (unless
-    `ready` already), run it; what it stores goes into the secrets, which the caller renders
-    before any consumer starts. (Run side by side, Garage's step and Hatchet's gained nothing
-    measurable: Postgres's start-up is the critical path of both.)"""
+    `ready` already; of those started `alongside`, once their Compose run ended), run it; what
+    it stores goes into the secrets, which the caller renders before any consumer starts. (Run
+    side by side, Garage's step and Hatchet's gained nothing measurable: Postgres's start-up is
+    the critical path of both.)"""
     from .bootstrap import BootstrapError
     from .stack import StartFailed
 
     ready = set(ready)  # grows with what each step waited for
+    started_alongside, joined = alongside
     for step in steps:
         begun = time.monotonic()
         services = list(step.services)
+        if started_alongside & set(services):
+            joined()  # their Compose run's own error (an image missing), not a wait's timeout
         if not set(services) <= started:
             say(f"{step.name}: starting {', '.join(services)}")
             stack.up(build=build, pull=pull, services=services,
