@@ -191,6 +191,17 @@ def test_rebuild_brings_the_stack_back_with_the_same_token(deployed, swarm):
     assert task_env(swarm, "server")["HATCHET_CLIENT_TOKEN"] == token_before
 
 
+def test_no_swarm_moves_the_project_back_to_compose_with_its_data(deployed, swarm):
+    project, _, _ = deployed
+    result = tool("up", "--no-swarm", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"stopping the previous project '{PROJECT}' (on the swarm)" in result.stdout
+    assert "bootstrap: everything already in place" in result.stdout  # the same volumes: same data
+    assert docker(swarm, "stack", "ps", PROJECT, check=False).strip() in ("", f"nothing found in stack: {PROJECT}")
+    compose = docker(swarm, "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}").split()
+    assert len(compose) == len(SERVICES) + 1  # two workers, as Compose's scale
+
+
 def test_down_removes_the_stack_its_volumes_configs_and_secrets(deployed, swarm):
     project, _, _ = deployed
     result = tool("down", "--volumes", cwd=project)
@@ -198,4 +209,5 @@ def test_down_removes_the_stack_its_volumes_configs_and_secrets(deployed, swarm)
     label = f"label=com.docker.stack.namespace={PROJECT}"
     for kind in ("service", "volume", "config", "secret", "network"):
         assert docker(swarm, kind, "ls", "-q", "--filter", label).split() == [], kind
+    assert docker(swarm, "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}").split() == []
     assert "no container is running" in tool("status", cwd=project).stdout
