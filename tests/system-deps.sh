@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages the tests use as real parts: busybox-static and socat (stand-in images),
 # dnsmasq-base (a real DNS server on a loopback port), debootstrap (the root filesystem of the
-# real PostgreSQL and Redis test images). Installs only what is missing.
+# real PostgreSQL and Redis test images), iproute2 (the second swarm node's network namespace).
+# Installs only what is missing.
 set -euo pipefail
 need=()
 command -v busybox >/dev/null 2>&1 && busybox --list | grep -qx httpd || need+=(busybox-static)
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "tests/system-deps.sh: missing ${need[*]}; install them with your package manager" >&2
