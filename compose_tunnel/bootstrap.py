@@ -113,9 +113,7 @@ def started_with_steps(steps: list[Step], compose: Mapping[str, Any], project_di
     first = set(started_first(steps))
     in_steps = {service for step in steps for service in step.services}
     free = {name for name, service in services.items()
-            if name not in in_steps and isinstance(service, Mapping)
-            and not service.get("profiles") and service.get("scale") != 0
-            and (service.get("deploy") or {}).get("replicas") != 0
+            if name not in in_steps and isinstance(service, Mapping) and not skipped_by_plain_up(service)
             and not fed_variables & set(_VARIABLE.findall(repr(service)))
             and not any(_holds_fed(path, project_dir, fed) for path in _paths_read(service, compose))}
     for service in services.values():  # a one-shot job others wait for runs with them
@@ -131,6 +129,13 @@ def started_with_steps(steps: list[Step], compose: Mapping[str, Any], project_di
                 free.discard(name)
                 changed = True
     return [name for name in services if name in free]
+
+
+def skipped_by_plain_up(service: Mapping[str, Any]) -> bool:
+    """A service behind a Compose profile, or scaled to zero: named on a command line, it
+    would start although `docker compose up` leaves it alone."""
+    return bool(service.get("profiles")) or service.get("scale") == 0 or (
+        (service.get("deploy") or {}).get("replicas") == 0)
 
 
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")

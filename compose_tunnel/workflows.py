@@ -150,7 +150,8 @@ def start_order(workspace: Workspace, prepared: Prepared, steps: list, *,
     Postgres's volume is new) the services of steps the volumes' initialisation prepares."""
     from . import envfile
     from .bootstrap import (
-        dependencies_of, started_alongside_on_new_volumes, started_first, started_with_steps,
+        dependencies_of, skipped_by_plain_up, started_alongside_on_new_volumes, started_first,
+        started_with_steps,
     )
     from .yamlio import load_compose_text
 
@@ -168,9 +169,7 @@ def start_order(workspace: Workspace, prepared: Prepared, steps: list, *,
     return StartOrder(
         started_first(steps), alongside,
         list(services), {name: dependencies_of(service) for name, service in services.items()},
-        selective=not any(service.get("profiles") or service.get("scale") == 0
-                          or (service.get("deploy") or {}).get("replicas") == 0
-                          for service in services.values()))
+        selective=not any(map(skipped_by_plain_up, services.values())))
 
 
 def write(workspace: Workspace, prepared: Prepared, *, save_settings: bool) -> list[str]:
