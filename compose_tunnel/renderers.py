@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Callable
+from typing import Any, Callable
 
 import tomli_w
 import yaml
@@ -17,7 +17,7 @@ from . import envfile, reflector
 from .garage import BUCKET as GARAGE_BUCKET, REGION as GARAGE_REGION
 from .hatchet import TOKEN_SECRET as HATCHET_TOKEN
 from .errors import UserError
-from .merge import merge_files
+from .merge import merge_files, parse_port
 from .plan import LIVEKIT_TCP_PORT, Plan
 from .settings import parse_scale
 from .services import (
@@ -106,12 +106,20 @@ def apply_scale(compose: dict, counts: dict[str, int]) -> None:
         if name not in services:
             raise UserError(f"--scale {name}={count}: there is no service {name!r} in this stack",
                             hint=f"services: {', '.join(sorted(services))}")
-        fixed = [str(port) for port in services[name].get("ports") or ()
-                 if ":" in str(port) or (isinstance(port, dict) and port.get("published"))]
+        fixed = [str(port) for port in services[name].get("ports") or () if _publishes_host_port(port)]
         if count > 1 and fixed:
             raise UserError(f"--scale {name}={count}: {name} publishes host port(s) {', '.join(fixed)}, "
                             "which one copy only can hold", hint="scale services that publish no port")
         services[name]["scale"] = count
+
+
+def _publishes_host_port(port: Any) -> bool:
+    """A port entry that binds a port of the host (`8080:80`, `published: 8080`), read with
+    the merge's own parser of the short syntax; one still holding a variable, by its form."""
+    if isinstance(port, dict):
+        return bool(port.get("published"))
+    parsed = parse_port(port)
+    return bool(parsed[1]) if parsed else ":" in str(port)
 
 
 def render_caddyfile(plan: Plan) -> str:

@@ -239,3 +239,19 @@ def test_scale_is_saved_changed_per_service_and_checked(tmp_path, compose_bin):
                           (["--scale", "server=2"], "server publishes host port(s) 127.0.0.1:1250:1250")):
         result = generate(*args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_scale_tells_host_ports_from_container_ports():
+    from compose_tunnel.renderers import apply_scale
+
+    compose = {"services": {
+        "api": {"ports": ["8080"]},  # a container port only: Docker picks a host port per copy
+        "worker": {"ports": [{"target": 9000, "protocol": "tcp"}]},
+        "web": {"ports": [{"target": 80, "published": "8080"}]},
+        "edge": {"ports": ["${PUBLISH_IP:-0.0.0.0}:443:443"]},
+    }}
+    apply_scale(compose, {"api": 2, "worker": 3})
+    assert compose["services"]["api"]["scale"] == 2 and compose["services"]["worker"]["scale"] == 3
+    for name in ("web", "edge"):
+        with pytest.raises(UserError, match=f"{name} publishes host port"):
+            apply_scale(compose, {name: 2})
