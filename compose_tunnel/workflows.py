@@ -7,6 +7,7 @@ Settings are saved with the files rendered from them (a failed start is retried 
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -265,7 +266,12 @@ def up_prepared(
     stack.check(compose_version_needed(prepared.files[COMPOSE].text))
     began = time.monotonic()
     previous = state.load_applied(workspace)
-    check_postgres_volume(stack, prepared, previous)
+    from .adopt import POSTGRES_VOLUME
+
+    # Asked of the engine once, when first needed: up starts nothing that makes it before both
+    # questions are answered (whether a foreign install owns it, whether it is new).
+    postgres_created = functools.cache(lambda: stack.volume_created(POSTGRES_VOLUME))
+    check_postgres_volume(stack, prepared, previous, postgres_created)
     announce()
     # Saved with the files it rendered, before anything starts: after a failed start (an image
     # that cannot be pulled), a plain `up` retries what the user asked for, not an older stack.
@@ -294,7 +300,8 @@ def up_prepared(
     ready = running_as_applied(stack, previous, settings.project_name, changed, applied_before,
                                (prepared.files[COMPOSE].text, prepared.files[DOTENV].text),
                                build or pull == "always")
-    order = start_order(workspace, prepared, steps, new_volumes=new_volumes(stack, steps, ready))
+    order = start_order(workspace, prepared, steps,
+                        new_volumes=new_volumes(stack, steps, ready, postgres_created))
     first, alongside = ([s for s in group if s not in ready] for group in (order.first, order.alongside))
     if first:
         started = time.monotonic()
@@ -354,17 +361,18 @@ def start_stack(stack: "Stack", order: StartOrder, started: set[str], ready: set
                      dependencies=not order.started_with(rest, started | ready))
 
 
-def new_volumes(stack: "Stack", steps: list, ready: set[str]) -> bool:
+def new_volumes(stack: "Stack", steps: list, ready: set[str], postgres_created: Callable[[], str | None]) -> bool:
     """Whether Postgres's volume is still to be made (its init script then prepares what some
-    steps need), where the engine orders starts by their dependencies (Compose, not Swarm)."""
-    from .adopt import POSTGRES_VOLUME
+    steps need), where the engine orders starts by their dependencies (Compose, not Swarm).
+    `postgres_created`: when the volume was created, None if it does not exist."""
     from .bootstrap import started_alongside_on_new_volumes
 
     waiting = [name for name in started_alongside_on_new_volumes(steps) if name not in ready]
-    return bool(waiting) and stack.orders_dependencies and stack.volume_created(POSTGRES_VOLUME) is None
+    return bool(waiting) and stack.orders_dependencies and postgres_created() is None
 
 
-def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.Applied | None") -> None:
+def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.Applied | None",
+                          postgres_created: Callable[[], str | None]) -> None:
     """Refuse, before anything is written or started, to start the project's Postgres on a
     volume initialised with credentials compose-tunnel does not have (an upstream install).
 
@@ -377,7 +385,7 @@ def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.A
         return
     if previous is not None and previous.project_name == stack.project_name and not prepared.new_password:
         return
-    created = stack.volume_created(POSTGRES_VOLUME)
+    created = postgres_created()
     if created is not None:
         raise foreign_volume_error(stack.project_name, f"{stack.project_name}_{POSTGRES_VOLUME}", created)
 
