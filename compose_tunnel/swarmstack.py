@@ -34,14 +34,15 @@ SERVICE_LABEL = "com.docker.swarm.service.name"
 
 
 class SwarmStack(Stack):
+    deploys_whole = True  # a group start deploys part of the file; the last start, all of it
+    orders_dependencies = False  # Swarm starts every task at once
+
     def __init__(self, project_dir: Path, project_name: str, compose_file: Path, env_file: Path):
         super().__init__(project_dir, project_name, compose_file, env_file)
         self.stack_file = self.project_dir / STACK_FILE
+        self._translation: tuple[tuple, StackFile] | None = None  # the last one, and what it read
 
     # --- the engine ----------------------------------------------------------------------
-
-    deploys_whole = True  # a group start deploys part of the file; the last start, all of it
-    orders_dependencies = False  # Swarm starts every task at once
 
     def _docker(self, *args: str) -> str:
         from python_on_whales.utils import run
@@ -96,9 +97,15 @@ class SwarmStack(Stack):
     def translated(self, files: Mapping[str, Any] | None = None) -> StackFile:
         """The stack file of the workdir's files, or of `files` (relative path -> FileContent;
         for --dry-run, before anything is written: translated from a scratch copy)."""
-        if files is None:
-            return translate(self.project(), self.project_name, str(self.project_dir),
-                             _generated(self.project_dir))
+        if files is None:  # one `docker compose config` per content of the files, not per deploy
+            generated = _generated(self.project_dir)
+            read = tuple(path.read_text(encoding="utf-8") if path.is_file() else None
+                         for path in (self.compose_file, self.env_file))
+            key = (read, tuple(sorted(generated.items())))
+            if self._translation is None or self._translation[0] != key:
+                self._translation = (key, translate(self.project(), self.project_name,
+                                                    str(self.project_dir), generated))
+            return self._translation[1]
         with tempfile.TemporaryDirectory(prefix="compose-tunnel-") as scratch:
             root = Path(scratch)
             for name, content in files.items():
