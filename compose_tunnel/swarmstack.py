@@ -135,7 +135,6 @@ class SwarmStack(Stack):
             self._build(services)
         stack = self.translated()
         model = stack.model if services is None else select(stack.model, services)
-        self._check_images([name for name in stack.built if name in model["services"]])
         # The whole file stays in the workdir; a group is deployed from a file of its own (two
         # groups may deploy at once), removed after. Both hold the env files' values: made 0600.
         handle, name = tempfile.mkstemp(dir=self.project_dir, prefix=".stack-", suffix=".yml")
@@ -164,6 +163,14 @@ class SwarmStack(Stack):
             self.client.compose.build(services or None)
         except DockerException as error:
             raise StartFailed(f"docker compose build failed: {last_line(error.stderr) or 'see its output above'}")
+
+    def check_deployable(self, files: Mapping[str, Any], say: Callable[[str], None]) -> None:
+        """Before anything is written: what Swarm cannot run is refused (the translation of
+        `files`), an image built here on a swarm of several nodes too, and every node role the
+        stack pins services to has a node (`label_nodes`)."""
+        stack = self.translated(files)
+        self._check_images(stack.built)
+        self.label_nodes(set(stack.nodes.values()), say)
 
     def _check_images(self, built: list[str]) -> None:
         """Images built here exist on this node only: a swarm of several nodes needs a registry."""

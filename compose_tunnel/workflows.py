@@ -272,6 +272,8 @@ def up_prepared(
     # questions are answered (whether a foreign install owns it, whether it is new).
     postgres_created = functools.cache(lambda: stack.volume_created(POSTGRES_VOLUME))
     check_postgres_volume(stack, prepared, previous, postgres_created)
+    if settings.target == "swarm":
+        stack.check_deployable(prepared.files, say)
     announce()
     # Saved with the files it rendered, before anything starts: after a failed start (an image
     # that cannot be pulled), a plain `up` retries what the user asked for, not an older stack.
@@ -289,8 +291,6 @@ def up_prepared(
         state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names),
                                      settings.target).file(),
     })
-    if settings.target == "swarm":
-        stack.label_nodes(set(stack.translated().nodes.values()), say)
     from .bootstrap import steps_for
 
     steps = steps_for(prepared.plan, lambda line: say(f"  {line}"))

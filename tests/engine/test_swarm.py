@@ -163,6 +163,19 @@ def test_the_bootstrap_results_reach_the_tasks(deployed, swarm):
     assert "token accepted by http://hatchet:8888" in logs.stdout
 
 
+def test_what_the_swarm_cannot_place_is_one_line_before_anything_is_written(deployed, tmp_path):
+    """A GPU service and no GPU-labelled node (the test swarm has one node, unlabelled)."""
+    result = tool("up", "--swarm", "--gpu", "--gpu-image", "compose-tunnel-test/standin:1", "--lan-ip",
+                  "192.0.2.1", "--profiles-dir", str(TEST_PROFILES), "--project-name", "ct-test-swarm-gpu",
+                  cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "compose-tunnel: error: no node of the swarm is labelled compose-tunnel.gpu=true, and GPU services "
+        "are pinned to one (hint: `docker node update --label-add compose-tunnel.gpu=true NODE` on a node "
+        "that advertises its GPUs (README: More than one machine))")
+    assert not (tmp_path / ".compose-tunnel").exists()
+
+
 def test_a_replay_deploys_nothing(deployed, swarm):
     project, _, _ = deployed
     before = tasks(swarm)
