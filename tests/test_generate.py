@@ -218,16 +218,32 @@ def test_unreadable_overlay_is_a_clear_error(project):
 def test_help_does_not_import_python_on_whales(project):
     code = (
         "import sys\n"
+        "before = set(sys.modules)  # an editable install's finder imports pathlib at start-up\n"
         "from compose_tunnel.cli import main\n"
         "sys.argv = ['compose-tunnel', 'up', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "assert 'python_on_whales' not in sys.modules, 'imported python_on_whales'\n"
         "assert 'dns.resolver' not in sys.modules, 'imported dns.resolver'\n"
+        "for name in ('shutil', 'pathlib', 'yaml'):  # a tenth of --help each, or more\n"
+        "    assert name in before or name not in sys.modules, 'imported ' + name\n"
         "print('clean')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project)
     assert result.returncode == 0, result.stderr
     assert "--tunnels TCP,UDP" in result.stdout and result.stdout.endswith("clean\n")
+
+
+@pytest.mark.parametrize("columns", [None, "30", "60", "99", "100", "101", "150", "0", "abc"])
+def test_help_width_is_what_click_picks_through_shutil(monkeypatch, columns):
+    import shutil
+
+    from compose_tunnel.cli import HELP_WIDTH_MOST, help_width
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    if columns is not None:
+        monkeypatch.setenv("COLUMNS", columns)
+    # click.formatting.HelpFormatter without a width, max_width=HELP_WIDTH_MOST:
+    assert help_width() == max(min(shutil.get_terminal_size().columns, HELP_WIDTH_MOST) - 2, 50)
 
 
 def test_generation_does_not_import_python_on_whales(project):
