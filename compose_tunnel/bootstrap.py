@@ -61,9 +61,6 @@ class Step:
     # Whether its services may only start after the steps before it ran (Hatchet needs its
     # database). The others' services all start at once, at the beginning.
     after_previous: bool = False
-    # Whether, on new data volumes, their initialisation does what the steps before it would
-    # (Postgres's init script creates Hatchet's database): its services then start alongside.
-    ready_on_new_volumes: bool = False
 
 
 def steps_for(plan: "Plan", say: Callable[[str], None] | None = None) -> list[Step]:
@@ -80,12 +77,6 @@ def steps_for(plan: "Plan", say: Callable[[str], None] | None = None) -> list[St
         assert model
         steps.append(ollama.step(service, model, say))
     return steps
-
-
-def started_alongside_on_new_volumes(steps: list[Step]) -> list[str]:
-    """The services of the steps that need nothing of the steps before them on new volumes."""
-    return list(dict.fromkeys(service for step in steps if step.before_stack and step.ready_on_new_volumes
-                              for service in step.services))
 
 
 def started_first(steps: list[Step]) -> list[str]:
@@ -107,7 +98,12 @@ def started_with_steps(steps: list[Step], compose: Mapping[str, Any], project_di
     names a fed file (or a directory holding one) or variable, it is a step's own, behind a
     Compose profile or scaled to zero, a one-shot job others wait to complete, or Compose
     would start with it (depends_on, links, volumes_from, network_mode) a service that is
-    neither free nor started first."""
+    neither free nor started first.
+
+    Nor does a service that waits for another's health (depends_on: service_healthy): Compose
+    would start it once Docker's own scheduled check passes, up to an interval late (10 s for
+    Postgres and Redis), holding up the rest of the stack, which starts after what started
+    alongside. It starts with the rest, once `up` has seen what it waits for pass its check."""
     services = compose.get("services") or {}
     fed = {posixpath.normpath(posixpath.join(project_dir, name)) for name in fed_files}
     first = set(started_first(steps))
@@ -115,7 +111,8 @@ def started_with_steps(steps: list[Step], compose: Mapping[str, Any], project_di
     free = {name for name, service in services.items()
             if name not in in_steps and isinstance(service, Mapping) and not skipped_by_plain_up(service)
             and not fed_variables & set(_VARIABLE.findall(repr(service)))
-            and not any(_holds_fed(path, project_dir, fed) for path in _paths_read(service, compose))}
+            and not any(_holds_fed(path, project_dir, fed) for path in _paths_read(service, compose))
+            and not waits_for_health(service)}
     for service in services.values():  # a one-shot job others wait for runs with them
         depends = service.get("depends_on") if isinstance(service, Mapping) else None
         if isinstance(depends, Mapping):
@@ -179,6 +176,13 @@ def dependencies_of(service: Mapping[str, Any]) -> set[str]:
     if isinstance(network, str) and network.startswith("service:"):
         names.add(network.removeprefix("service:"))
     return names
+
+
+def waits_for_health(service: Mapping[str, Any]) -> bool:
+    """Whether Compose starts it only once another service is healthy."""
+    depends = service.get("depends_on")
+    return isinstance(depends, Mapping) and any(
+        isinstance(rule, Mapping) and rule.get("condition") == "service_healthy" for rule in depends.values())
 
 
 def _as_list(value: Any) -> list:

@@ -162,6 +162,5 @@ STEPS = (
         describe="create a Hatchet client token for the default tenant (HATCHET_CLIENT_TOKEN in server.env)",
         owns=(TOKEN_SECRET,),
         after_previous=True,  # Hatchet exits when its database is missing
-        ready_on_new_volumes=True,  # postgres-init/hatchet.sql creates it at Postgres's first start
     ),
 )

@@ -11,7 +11,7 @@ import re
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
@@ -46,7 +46,9 @@ class ServiceState:
 
     @property
     def ready(self) -> bool:
-        return self.status == "running" and self.health in (None, "healthy")
+        # Docker zeroes the exit code when a container starts: `running` with one is a container
+        # caught exiting (seen: `compose ps` said running, no health, exit code 3).
+        return self.status == "running" and not self.exit_code and self.health in (None, "healthy")
 
     @property
     def failed(self) -> bool:
@@ -94,7 +96,7 @@ def parse_ps_json(text: str) -> list[ServiceState]:
 
 class Stack:
     deploys_whole = False  # Swarm: see SwarmStack
-    orders_dependencies = True  # Compose starts a service after the conditions of its depends_on
+    probes_health = True  # waits run a starting container's health check themselves (health.py)
 
     def __init__(self, project_dir: Path, project_name: str, compose_file: Path, env_file: Path):
         self.project_dir = Path(project_dir).absolute()
@@ -285,7 +287,7 @@ class Stack:
         last = ""
         while True:
             elapsed = time.monotonic() - start
-            states = self.states(services)
+            states = self.probed(self.states(services))
             ready = [s.service for s in states if s.ready]
             waiting = [f"{s.service} ({s.describe()})" for s in states if not s.ready]
             summary = f"ready {len(ready)}/{len(states)}"
@@ -300,6 +302,21 @@ class Stack:
                 reason = "failed" if failed else f"not ready after {timeout:.0f}s"
                 raise StartFailed(f"{label} {reason}\n" + self.failure_report())
             time.sleep(READY_POLL_SECONDS)
+
+    @cached_property
+    def prober(self):
+        from .health import Prober
+
+        return Prober(self.client.client_config.docker_cmd)
+
+    def probed(self, states: list[ServiceState]) -> list[ServiceState]:
+        """`states`, with the starting containers whose own health check passes now counted
+        healthy (Docker would say so at its next scheduled check)."""
+        starting = [s.container for s in states if s.status == "running" and s.health == "starting"]
+        if not self.probes_health or not starting:
+            return states
+        passing = self.prober.passing(starting)
+        return [replace(s, health="healthy") if s.container in passing else s for s in states]
 
     def failure_report(self) -> str:
         lines = []

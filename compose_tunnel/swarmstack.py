@@ -35,7 +35,7 @@ SERVICE_LABEL = "com.docker.swarm.service.name"
 
 class SwarmStack(Stack):
     deploys_whole = True  # a group start deploys part of the file; the last start, all of it
-    orders_dependencies = False  # Swarm starts every task at once
+    probes_health = False  # a task's container may be on another node
 
     def __init__(self, project_dir: Path, project_name: str, compose_file: Path, env_file: Path):
         super().__init__(project_dir, project_name, compose_file, env_file)

@@ -7,7 +7,6 @@ Settings are saved with the files rendered from them (a failed start is retried 
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -142,18 +141,13 @@ class StartOrder:
         return all(self.dependencies.get(name, set()) <= ready | set(services) for name in services)
 
 
-def start_order(workspace: Workspace, prepared: Prepared, steps: list, *,
-                new_volumes: bool = False) -> StartOrder:
+def start_order(workspace: Workspace, prepared: Prepared, steps: list) -> StartOrder:
     """The services `up` starts before the first bootstrap runs (the first steps' own), and
     those it starts alongside the bootstraps: the ones consuming no bootstrap result (found by
     rendering with every result marked: the files and `.env` variables that change are the
-    ones bootstraps feed), and with `new_volumes` (the engine orders starts by depends_on, and
-    Postgres's volume is new) the services of steps the volumes' initialisation prepares."""
+    ones bootstraps feed)."""
     from . import envfile
-    from .bootstrap import (
-        dependencies_of, skipped_by_plain_up, started_alongside_on_new_volumes, started_first,
-        started_with_steps,
-    )
+    from .bootstrap import dependencies_of, skipped_by_plain_up, started_first, started_with_steps
     from .yamlio import load_compose_text
 
     owned = {name: f"bootstrap-result-{name}" for step in steps for name in step.owns}
@@ -165,8 +159,6 @@ def start_order(workspace: Workspace, prepared: Prepared, steps: list, *,
     model = load_compose_text(prepared.files[COMPOSE].text, COMPOSE)
     services = model.get("services") or {}
     alongside = started_with_steps(steps, model, str(workspace.root), fed, variables)
-    if new_volumes:
-        alongside += [name for name in started_alongside_on_new_volumes(steps) if name not in alongside]
     return StartOrder(
         started_first(steps), alongside,
         list(services), {name: dependencies_of(service) for name, service in services.items()},
@@ -266,12 +258,7 @@ def up_prepared(
     stack.check(compose_version_needed(prepared.files[COMPOSE].text))
     began = time.monotonic()
     previous = state.load_applied(workspace)
-    from .adopt import POSTGRES_VOLUME
-
-    # Asked of the engine once, when first needed: up starts nothing that makes it before both
-    # questions are answered (whether a foreign install owns it, whether it is new).
-    postgres_created = functools.cache(lambda: stack.volume_created(POSTGRES_VOLUME))
-    check_postgres_volume(stack, prepared, previous, postgres_created)
+    check_postgres_volume(stack, prepared, previous)
     if settings.target == "swarm":
         stack.check_deployable(prepared.files, say)
     announce()
@@ -300,8 +287,7 @@ def up_prepared(
     ready = running_as_applied(stack, previous, settings.project_name, changed, applied_before,
                                (prepared.files[COMPOSE].text, prepared.files[DOTENV].text),
                                build or pull == "always")
-    order = start_order(workspace, prepared, steps,
-                        new_volumes=new_volumes(stack, steps, ready, postgres_created))
+    order = start_order(workspace, prepared, steps)
     first, alongside = ([s for s in group if s not in ready] for group in (order.first, order.alongside))
     if first:
         started = time.monotonic()
@@ -315,8 +301,7 @@ def up_prepared(
     started_now = set(first) | set(alongside)
     try:
         run_bootstraps(stack, before, prepared, say, timeline, actions, order, build=build, pull=pull,
-                       wait_seconds=wait_seconds, started=started_now | ready, ready=ready,
-                       alongside=(set(alongside), joined))
+                       wait_seconds=wait_seconds, started=started_now | ready, ready=ready)
     except BaseException:
         joined(report=False)  # no Compose run left behind; the bootstrap's failure is the one told
         raise
@@ -361,18 +346,7 @@ def start_stack(stack: "Stack", order: StartOrder, started: set[str], ready: set
                      dependencies=not order.started_with(rest, started | ready))
 
 
-def new_volumes(stack: "Stack", steps: list, ready: set[str], postgres_created: Callable[[], str | None]) -> bool:
-    """Whether Postgres's volume is still to be made (its init script then prepares what some
-    steps need), where the engine orders starts by their dependencies (Compose, not Swarm).
-    `postgres_created`: when the volume was created, None if it does not exist."""
-    from .bootstrap import started_alongside_on_new_volumes
-
-    waiting = [name for name in started_alongside_on_new_volumes(steps) if name not in ready]
-    return bool(waiting) and stack.orders_dependencies and postgres_created() is None
-
-
-def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.Applied | None",
-                          postgres_created: Callable[[], str | None]) -> None:
+def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.Applied | None") -> None:
     """Refuse, before anything is written or started, to start the project's Postgres on a
     volume initialised with credentials compose-tunnel does not have (an upstream install).
 
@@ -385,7 +359,7 @@ def check_postgres_volume(stack: "Stack", prepared: Prepared, previous: "state.A
         return
     if previous is not None and previous.project_name == stack.project_name and not prepared.new_password:
         return
-    created = postgres_created()
+    created = stack.volume_created(POSTGRES_VOLUME)
     if created is not None:
         raise foreign_volume_error(stack.project_name, f"{stack.project_name}_{POSTGRES_VOLUME}", created)
 
@@ -404,10 +378,9 @@ def running_as_applied(stack: "Stack", previous: "state.Applied | None", project
 def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
                    timeline: list[tuple[str, float]], actions: list[str], order: StartOrder, *,
                    build: bool, pull: str | None, wait_seconds: float, started: set[str],
-                   ready: set[str] = frozenset(),
-                   alongside: tuple[set[str], Callable[[], None]] = (set(), lambda: None)) -> None:
+                   ready: set[str] = frozenset()) -> None:
     """Each step in order: start its services (unless `started` already), wait for them (unless
-    `ready` already; of those started `alongside`, once their Compose run ended), run it; what
+    `ready` already), run it; what
     it stores goes into the secrets, which the caller renders before any consumer starts. (Run
     side by side, Garage's step and Hatchet's gained nothing measurable: Postgres's start-up is
     the critical path of both.)"""
@@ -415,12 +388,9 @@ def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
     from .stack import StartFailed
 
     ready = set(ready)  # grows with what each step waited for
-    started_alongside, joined = alongside
     for step in steps:
         begun = time.monotonic()
         services = list(step.services)
-        if started_alongside & set(services):
-            joined()  # their Compose run's own error (an image missing), not a wait's timeout
         if not set(services) <= started:
             say(f"{step.name}: starting {', '.join(services)}")
             stack.up(build=build, pull=pull, services=services,
@@ -476,13 +446,6 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
         lines.append(run(rest, started))
     # Steps after the stack find their services started by it.
     lines += [f"would {step.describe}" for step in steps if not step.before_stack]
-    if stack.orders_dependencies:
-        from .bootstrap import started_alongside_on_new_volumes
-
-        early = started_alongside_on_new_volumes(steps)
-        if early:
-            lines.append(f"on a new Postgres volume, would start {', '.join(early)} alongside the "
-                         "bootstraps instead (Postgres's init script prepares what the steps would)")
     return lines
 
 

@@ -45,6 +45,8 @@ def test_a_service_reading_no_result_and_needing_only_a_first_step_service_is_fr
     {"links": ["server:api"]},
     {"profiles": ["debug"]},  # naming it would start it although Compose's profile is off
     {"deploy": {"replicas": 0}},
+    # Compose would start it at Docker's next scheduled check of Postgres, up to an interval late
+    {"depends_on": {"postgres": {"condition": "service_healthy"}}},
 ])
 def test_a_service_in_doubt_waits_for_the_stack(service):
     services = {"server": {"env_file": "server.env"}, "candidate": {"image": "x", **service}}
@@ -60,9 +62,10 @@ def test_other_paths_and_named_volumes_do_not_hold_a_result():
                 configs={"other": {"file": "./livekit.yaml"}}) == ["web"]
 
 
-def test_the_stack_of_the_tunnel_guide_starts_redis_and_livekit_alongside_the_bootstraps(tmp_path):
+def test_the_stack_of_the_tunnel_guide_starts_redis_alongside_the_bootstraps(tmp_path):
     """Found by rendering with the bootstrap results marked: server.env (Garage's key, Hatchet's
-    token) feeds the app's services; Redis and LiveKit read nothing that changes."""
+    token) feeds the app's services; Redis and LiveKit read nothing that changes, but LiveKit's
+    server waits for Redis's health (and its egress for the server): they start with the rest."""
     workspace = Workspace(tmp_path / "work")
     prepared = workflows.prepare(workspace, {"profiles": ["cpu", "livekit", "garage"],
                                              "tunnels": "tcp.example.com:9055,udp.example.com:14139",
@@ -70,7 +73,7 @@ def test_the_stack_of_the_tunnel_guide_starts_redis_and_livekit_alongside_the_bo
     from compose_tunnel.bootstrap import steps_for
 
     order = workflows.start_order(workspace, prepared, steps_for(prepared.plan))
-    assert (order.first, order.alongside) == (["garage", "postgres"], ["redis", "livekit-server", "livekit-egress"])
+    assert (order.first, order.alongside) == (["garage", "postgres"], ["redis"])
     assert order.selective and order.dependencies["server"] == {"postgres", "redis"}
     # Once the bootstraps' services and those alongside are ready, the rest start without
     # Compose checking their dependencies again; with Redis not ready yet, it must.
@@ -79,18 +82,19 @@ def test_the_stack_of_the_tunnel_guide_starts_redis_and_livekit_alongside_the_bo
     assert order.started_with(rest, ready) and not order.started_with(rest, ready - {"redis"})
 
 
-def test_on_a_new_postgres_volume_hatchet_starts_alongside(tmp_path):
+def test_hatchet_starts_after_the_database_step_even_where_postgres_init_creates_its_database(tmp_path):
     """Postgres's init script (rendered into postgres-init/) creates Hatchet's database on a
-    new volume: Hatchet need not wait for the database step."""
+    new volume, but Hatchet waits for Postgres's health: it starts in its step, once `up` has
+    seen Postgres pass its check, not in a Compose run gated on Docker's next scheduled one."""
     from compose_tunnel.bootstrap import steps_for
 
     workspace = Workspace(tmp_path / "work")
     prepared = workflows.prepare(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
     assert prepared.files["postgres-init/hatchet.sql"].text.endswith("CREATE DATABASE hatchet;\n")
-    steps = steps_for(prepared.plan)
-    assert workflows.start_order(workspace, prepared, steps).alongside == ["redis"]
-    order = workflows.start_order(workspace, prepared, steps, new_volumes=True)
-    assert (order.first, order.alongside) == (["postgres"], ["redis", "hatchet"])
+    order = workflows.start_order(workspace, prepared, steps_for(prepared.plan))
+    assert (order.first, order.alongside) == (["postgres"], ["redis"])
     dry_run = workflows.up_steps(workspace, prepared)
-    assert dry_run[-1] == ("on a new Postgres volume, would start hatchet alongside the bootstraps "
-                           "instead (Postgres's init script prepares what the steps would)")
+    assert dry_run[-2:] == [
+        "would create a Hatchet client token for the default tenant (HATCHET_CLIENT_TOKEN in server.env)",
+        dry_run[-1]]
+    assert dry_run[-1].startswith("would run: docker compose") and "--no-deps" in dry_run[-1]

@@ -292,10 +292,10 @@ def test_up_dry_run_prints_files_and_the_compose_command_and_changes_nothing(pro
     lines = result.stdout.splitlines()
     # Garage and Postgres start together and are bootstrapped (Garage's key, Hatchet's
     # database), then Hatchet (its token), before the services that use their results start,
-    # all together, last. What uses no result (Redis, LiveKit) starts alongside the bootstraps.
+    # all together, last. What uses no result and waits for no health (Redis) starts alongside
+    # the bootstraps; LiveKit waits for Redis's health, so it starts with the rest.
     first = lines.index(compose_up + " garage postgres")
-    assert lines[first + 1] == (compose_up + " redis livekit-server livekit-egress"
-                                "  (alongside the bootstraps)")
+    assert lines[first + 1] == compose_up + " redis  (alongside the bootstraps)"
     assert lines[first + 2].startswith("would bootstrap Garage")
     assert lines[first + 3] == "would create the hatchet database in Postgres if it is missing"
     # Postgres is ready by then: Compose need not check it again (--no-deps), nor, last, what
@@ -303,7 +303,7 @@ def test_up_dry_run_prints_files_and_the_compose_command_and_changes_nothing(pro
     assert lines[first + 4] == compose_up + " --no-deps hatchet"
     assert lines[first + 5].startswith("would create a Hatchet client token")
     assert lines[first + 6] == (compose_up + " --no-deps server worker beat hatchet-worker-llm web "
-                                "hatchet-worker-cpu caddy")
+                                "hatchet-worker-cpu livekit-server livekit-egress caddy")
     assert not (project / ".compose-tunnel").exists()
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from compose_tunnel.stack import ServiceState, parse_ps_json
 
 ROWS = [
@@ -39,3 +41,32 @@ def test_readiness_from_status_and_health():
     assert redis.ready and not redis.failed
     assert not web.ready and not web.failed
     assert beat.failed and beat.describe() == "exited, exit code 3"
+
+
+# --- health.py: a container's own check, as `docker inspect` gives it -------------------------
+
+from compose_tunnel.health import DEFAULT_TIMEOUT_SECONDS, HealthCheck, parse_healthcheck  # noqa: E402
+
+
+@pytest.mark.parametrize("config, expected", [
+    (None, None),
+    ({}, None),
+    ({"Test": ["NONE"]}, None),
+    ({"Test": []}, None),  # inherit the image's: Docker decides
+    ({"Test": ["CMD"]}, None),
+    ({"Test": ["CMD", "pg_isready", "-h", "127.0.0.1"], "Timeout": 3_000_000_000},
+     HealthCheck(("pg_isready", "-h", "127.0.0.1"), 3.0)),
+    ({"Test": ["CMD-SHELL", "curl -f http://localhost:8888/api/live || exit 1"]},
+     HealthCheck(("/bin/sh", "-c", "curl -f http://localhost:8888/api/live || exit 1"),
+                 DEFAULT_TIMEOUT_SECONDS)),
+])
+def test_a_health_check_as_docker_inspect_shows_it(config, expected):
+    assert parse_healthcheck(config) == expected
+
+
+def test_a_container_caught_exiting_is_not_ready():
+    # What `compose ps` said of a web container whose command exits 3, a moment after its start.
+    row = {"Service": "web", "Name": "p-web-1", "State": "running", "Health": "", "ExitCode": 3}
+    (state,) = parse_ps_json(json.dumps(row))
+    assert not state.ready
+    assert parse_ps_json(json.dumps({**row, "ExitCode": 0}))[0].ready

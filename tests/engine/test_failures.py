@@ -92,13 +92,13 @@ def test_an_image_that_cannot_be_pulled_is_named_and_the_configuration_kept(brok
     assert "--profile broken" in replay.stdout  # a plain up retries what was asked
 
 
-def test_hatchet_started_alongside_with_its_image_missing_fails_at_once_naming_it(broken_up, tmp_path):
-    """On a new volume Hatchet starts alongside the bootstraps, in a Compose run of its own: its
-    failure is told as it is, not as a wait running out."""
+def test_hatchet_with_its_image_missing_fails_at_once_naming_it(broken_up, tmp_path):
+    """Hatchet's step starts it: the Compose run's failure is told as it is, not as a wait
+    running out."""
     result = broken_up("services:\n  hatchet:\n    image: example.invalid/hatchet-lite:1\n"
                        "    pull_policy: missing\n")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "hatchet alongside the bootstraps" in result.stdout
+    assert "hatchet token: starting hatchet" in result.stdout
     ours = [line for line in result.stderr.splitlines() if line.startswith("compose-tunnel:")]
     assert len(ours) == 1 and ours[0].startswith(
         "compose-tunnel: docker compose up failed: 1 image(s) could not be pulled or built: "

@@ -124,7 +124,7 @@ def test_up_deploys_bootstraps_and_reports(deployed, swarm):
     assert "labelled this node" in out or all(
         label in docker(swarm, "node", "inspect", "self", "--format", "{{json .Spec.Labels}}") for label in LABELS)
     # Hatchet's database comes from Postgres's init script, shipped as a Swarm config; Hatchet
-    # still starts after the database step (Swarm would start it before Postgres is ready).
+    # starts after the database step (Swarm would start it before Postgres is ready).
     assert "hatchet alongside" not in out and "hatchet token: starting hatchet" in out
     order = ["garage: key reflector created", "hatchet token: starting hatchet",
              "hatchet token: client token created for the default tenant", f"starting {PROJECT}: base"]
