@@ -114,10 +114,8 @@ def started_with_steps(steps: list[Step], compose: Mapping[str, Any], project_di
             and not any(_holds_fed(path, project_dir, fed) for path in _paths_read(service, compose))
             and not waits_for_health(service)}
     for service in services.values():  # a one-shot job others wait for runs with them
-        depends = service.get("depends_on") if isinstance(service, Mapping) else None
-        if isinstance(depends, Mapping):
-            free -= {name for name, rule in depends.items() if isinstance(rule, Mapping)
-                     and rule.get("condition") == "service_completed_successfully"}
+        free -= {name for name, condition in _conditions(service).items()
+                 if condition == "service_completed_successfully"}
     changed = True
     while changed:  # drop, until none is left, those needing a service that is neither
         changed = False
@@ -180,9 +178,15 @@ def dependencies_of(service: Mapping[str, Any]) -> set[str]:
 
 def waits_for_health(service: Mapping[str, Any]) -> bool:
     """Whether Compose starts it only once another service is healthy."""
-    depends = service.get("depends_on")
-    return isinstance(depends, Mapping) and any(
-        isinstance(rule, Mapping) and rule.get("condition") == "service_healthy" for rule in depends.values())
+    return "service_healthy" in _conditions(service).values()
+
+
+def _conditions(service: Any) -> dict[str, Any]:
+    """depends_on's long form: each dependency's condition (the short form has none)."""
+    depends = service.get("depends_on") if isinstance(service, Mapping) else None
+    if not isinstance(depends, Mapping):
+        return {}
+    return {name: rule.get("condition") for name, rule in depends.items() if isinstance(rule, Mapping)}
 
 
 def _as_list(value: Any) -> list:

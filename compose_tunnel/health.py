@@ -46,27 +46,28 @@ def parse_healthcheck(config: dict | None) -> HealthCheck | None:
 
 
 class Prober:
-    """Runs the checks of `starting` containers, each at most every PROBE_EVERY_SECONDS;
-    remembers the containers whose check passed (a container ID changes when it is recreated)."""
+    """Runs the checks of `starting` containers (by name, which Compose gives them), each at
+    most every PROBE_EVERY_SECONDS; between runs a container's last result stands, as Docker's
+    status does between its own (a container that restarts after passing is `starting` again,
+    and passes only when its check does again)."""
 
     def __init__(self, docker_command: list[str]) -> None:
         self.docker = [str(part) for part in docker_command]
         self.checks: dict[str, HealthCheck | None] = {}
-        self.passed: set[str] = set()
-        self.probed_at: dict[str, float] = {}
+        self.last: dict[str, tuple[float, bool]] = {}  # container -> (when, whether it passed)
 
     def passing(self, containers: Iterable[str]) -> set[str]:
-        """Of these containers (all `starting`), those whose check passes now or passed before."""
+        """Of these containers (all `starting`), those whose last check passed, run now if the
+        last is PROBE_EVERY_SECONDS old."""
         containers = list(dict.fromkeys(containers))
         unknown = [c for c in containers if c not in self.checks]
         if unknown:
             self.checks.update(self._inspect(unknown))
         now = time.monotonic()
-        due = [c for c in containers if c not in self.passed and self.checks.get(c)
-               and now - self.probed_at.get(c, -PROBE_EVERY_SECONDS) >= PROBE_EVERY_SECONDS]
+        due = [c for c in containers if self.checks.get(c)
+               and now - self.last.get(c, (-PROBE_EVERY_SECONDS, False))[0] >= PROBE_EVERY_SECONDS]
         running = []
         for container in due:  # side by side: one slow check does not hold the others
-            self.probed_at[container] = now
             check = self.checks[container]
             assert check is not None
             process = subprocess.Popen([*self.docker, "exec", container, *check.command],
@@ -79,10 +80,9 @@ class Prober:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-                continue
-            if code == 0:
-                self.passed.add(container)
-        return {c for c in containers if c in self.passed}
+                code = None
+            self.last[container] = (now, code == 0)
+        return {c for c in containers if self.last.get(c, (0.0, False))[1]}
 
     def _inspect(self, containers: list[str]) -> dict[str, HealthCheck | None]:
         """Their checks, in one `docker inspect`; None for those it cannot tell."""

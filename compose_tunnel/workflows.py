@@ -127,7 +127,7 @@ class StartOrder:
     """In which groups `up` starts the services of the flattened compose file."""
 
     first: list[str]  # before the first bootstrap: the first steps' own
-    alongside: list[str]  # while the bootstraps run: what consumes no bootstrap result
+    alongside: list[str]  # while the bootstraps run: what consumes no bootstrap result, nor waits for health
     services: list[str]  # every service of the file
     dependencies: dict[str, set[str]]  # what Compose starts (and waits for) with each
     # A service behind a Compose profile or scaled to zero: named on a command line, it would
@@ -145,7 +145,7 @@ def start_order(workspace: Workspace, prepared: Prepared, steps: list) -> StartO
     """The services `up` starts before the first bootstrap runs (the first steps' own), and
     those it starts alongside the bootstraps: the ones consuming no bootstrap result (found by
     rendering with every result marked: the files and `.env` variables that change are the
-    ones bootstraps feed)."""
+    ones bootstraps feed) and waiting for no other service's health (see started_with_steps)."""
     from . import envfile
     from .bootstrap import dependencies_of, skipped_by_plain_up, started_first, started_with_steps
     from .yamlio import load_compose_text
@@ -380,8 +380,8 @@ def run_bootstraps(stack: "Stack", steps: list, prepared: Prepared, say: Say,
                    build: bool, pull: str | None, wait_seconds: float, started: set[str],
                    ready: set[str] = frozenset()) -> None:
     """Each step in order: start its services (unless `started` already), wait for them (unless
-    `ready` already), run it; what
-    it stores goes into the secrets, which the caller renders before any consumer starts. (Run
+    `ready` already), run it; what it stores goes into the secrets, which the caller renders
+    before any consumer starts. (Run
     side by side, Garage's step and Hatchet's gained nothing measurable: Postgres's start-up is
     the critical path of both.)"""
     from .bootstrap import BootstrapError
