@@ -24,20 +24,19 @@ import inspect
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .images import HASH_LABEL, Built, ImageError, _docker, _inspect, content_hash
+from .rootfs import (MIRROR, build_root_image, chroot_ready, debootstrap, in_chroot, put, say,
+                     tail)
 
 DEBIAN = Path(__file__).parent / "debian"
 BASE_RECIPE = DEBIAN / "base"
 
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
 VARIANT = "minbase"
 PG_MAJOR = "15"
 PACKAGES = ("postgresql", "postgresql-client", "redis-server", "curl", "ca-certificates",
@@ -52,40 +51,12 @@ REDIS = "compose-tunnel-test/redis:1"
 HATCHET = "compose-tunnel-test/hatchet-standin:1"
 OLLAMA = "compose-tunnel-test/ollama-standin:1"
 
-WORK_PARENT = Path("/var/tmp")
-TAIL_LINES = 30
 DERIVED = (("postgres", POSTGRES), ("redis", REDIS), ("hatchet", HATCHET),
            ("ollama", OLLAMA))  # name = debian/ dir
 
 
 def _say(message: str) -> None:
-    print(f"debian images: {message}", file=sys.stderr, flush=True)
-
-
-def _tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def _run(args: list[str], what: str, timeout: float, env: dict[str, str] | None = None,
-         log: Path | None = None) -> str:
-    """Runs a build step; its output (stdout + stderr) goes to `log` too. ImageError with the
-    last lines of that output when it fails."""
-    try:
-        result = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        output = error.stdout or ""
-        output = output.decode(errors="replace") if isinstance(output, bytes) else output
-        raise ImageError(f"{what} timed out after {timeout:.0f}s:\n{_tail(output)}") from None
-    except FileNotFoundError:
-        raise ImageError(f"{what}: {args[0]} is not installed (Debian: apt-get install "
-                         f"{'debootstrap' if 'debootstrap' in args[0] else args[0]})") from None
-    if log is not None:
-        with log.open("a") as handle:
-            handle.write(f"$ {' '.join(args)}\n{result.stdout}\n")
-    if result.returncode != 0:
-        raise ImageError(f"{what} failed (exit {result.returncode}):\n{_tail(result.stdout)}")
-    return result.stdout
+    say("debian images", message)
 
 
 # ---- the base image: debootstrap + apt-get in a chroot + docker import ----------------------
@@ -100,7 +71,7 @@ def base_key() -> str:
     digest.update(json.dumps({
         "suite": SUITE, "mirror": MIRROR, "variant": VARIANT, "pg_major": PG_MAJOR,
         "packages": PACKAGES, "changes": IMPORT_CHANGES,
-        "recipe": [inspect.getsource(_make_rootfs), inspect.getsource(_import_rootfs)],
+        "recipe": [inspect.getsource(_make_rootfs)],
     }, sort_keys=True).encode())
     for path in _recipe_files():
         digest.update(f"\0{path.relative_to(BASE_RECIPE).as_posix()}\0"
@@ -113,29 +84,6 @@ def base_tag(key: str | None = None) -> str:
     return f"{BASE_REPO}:{key or base_key()}"
 
 
-def _mounts_under(path: Path) -> list[str]:
-    """Mount points at or below `path`, deepest first (from /proc/self/mountinfo)."""
-    prefix = str(path.resolve())
-    points = []
-    with open("/proc/self/mountinfo") as handle:
-        for line in handle:
-            point = line.split()[4].encode().decode("unicode_escape")  # \040 for a space
-            if point == prefix or point.startswith(prefix + "/"):
-                points.append(point)
-    return sorted(points, key=len, reverse=True)
-
-
-def _unmount_all(path: Path) -> None:
-    """Unmounts everything below `path`; lazily when a plain umount fails (busy). ImageError if
-    anything is still mounted afterwards, so that nobody deletes through a mount."""
-    for point in _mounts_under(path):
-        if subprocess.run(["umount", point], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", point], capture_output=True)
-    left = _mounts_under(path)
-    if left:
-        raise ImageError(f"could not unmount {', '.join(left)}; left {path} in place")
-
-
 def _install_recipe(rootfs: Path) -> None:
     """The files of debian/base/ where apt, dpkg and invoke-rc.d look for them."""
     places = {"policy-rc.d": ("usr/sbin/policy-rc.d", 0o755),
@@ -143,98 +91,35 @@ def _install_recipe(rootfs: Path) -> None:
               "dpkg-excludes": ("etc/dpkg/dpkg.cfg.d/90ct-test-excludes", 0o644),
               "setup.sh": ("tmp/ct-setup.sh", 0o755)}
     for name, (target, mode) in places.items():
-        dest = rootfs / target
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(BASE_RECIPE / name, dest)
-        os.chmod(dest, mode)
+        put(rootfs, target, BASE_RECIPE / name, mode)
 
 
 def _make_rootfs(rootfs: Path, log: Path) -> dict[str, float]:
     """debootstrap, then setup.sh in a chroot with /proc mounted (always unmounted again)."""
     seconds = {}
     started = time.monotonic()
-    _run(["debootstrap", f"--variant={VARIANT}", "--components=main", SUITE, str(rootfs), MIRROR],
-         "debootstrap", 1200, log=log)
+    debootstrap(rootfs, SUITE, log, VARIANT)
     seconds["debootstrap"] = time.monotonic() - started
-    if not (rootfs / "dev" / "null").is_char_device():
-        raise ImageError(f"debootstrap made no device nodes in {rootfs}/dev (mknod not allowed?)")
     _install_recipe(rootfs)
-    shutil.copyfile("/etc/resolv.conf", rootfs / "etc" / "resolv.conf")  # apt needs DNS
     started = time.monotonic()
-    chroot_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
-                  "DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true"}
-    try:
-        _run(["mount", "-t", "proc", "proc", str(rootfs / "proc")], "mount /proc", 30)
-        (rootfs / "dev" / "pts").mkdir(exist_ok=True)
-        _run(["mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620", "devpts",
-              str(rootfs / "dev" / "pts")], "mount /dev/pts", 30)
-        _run(["chroot", str(rootfs), "/bin/sh", "/tmp/ct-setup.sh", PG_MAJOR, *PACKAGES],
-             "apt-get install in the chroot", 1800, env=chroot_env, log=log)
-    finally:
-        _unmount_all(rootfs)
+    with chroot_ready(rootfs):
+        in_chroot(rootfs, ["/bin/sh", "/tmp/ct-setup.sh", PG_MAJOR, *PACKAGES],
+                  "apt-get install in the chroot", 1800, log)
     seconds["install"] = time.monotonic() - started
     (rootfs / "tmp" / "ct-setup.sh").unlink()
-    for name in ("resolv.conf", "hostname"):  # docker provides both at run time
-        (rootfs / "etc" / name).write_text("")
     return seconds
-
-
-def _import_rootfs(rootfs: Path, tag: str, key: str, env: dict[str, str]) -> None:
-    """tar the root filesystem (without the contents of /dev, /proc, /sys, /tmp) into
-    `docker import`, with IMPORT_CHANGES and the key as a label."""
-    changes = [*IMPORT_CHANGES, f"LABEL {HASH_LABEL}={key}"]
-    args = ["docker", "import", "--message", f"debootstrap {VARIANT} {SUITE} + {' '.join(PACKAGES)}"]
-    for change in changes:
-        args += ["--change", change]
-    tar = subprocess.Popen(
-        ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs),
-         "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*", "--exclude=./tmp/*",
-         "--exclude=./var/tmp/*", "-c", "."],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        result = subprocess.run([*args, "-", tag], env=env, stdin=tar.stdout, capture_output=True,
-                                text=True, timeout=900)
-    finally:
-        tar.stdout.close()
-        tar_err = tar.stderr.read().decode(errors="replace")
-        tar.wait()
-    if tar.returncode != 0:
-        raise ImageError(f"tar of {rootfs} failed:\n{_tail(tar_err)}")
-    if result.returncode != 0:
-        raise ImageError(f"docker import {tag} failed:\n{_tail(result.stderr)}")
 
 
 def build_base(env: dict[str, str], force: bool = False) -> Built:
     """compose-tunnel-test/debian:<key>; skipped when an image with that key exists."""
-    started = time.monotonic()
     key = base_key()
     tag = base_tag(key)
-    existing = _inspect(tag, env)
-    if existing and existing[1] == key and not force:
-        return Built(tag, key, False, time.monotonic() - started, existing[2])
-    if os.geteuid() != 0:
-        raise ImageError("building the Debian base image needs root (debootstrap, chroot, mount)")
-    if not shutil.which("debootstrap"):
-        raise ImageError("debootstrap is needed (Debian: apt-get install debootstrap)")
-    _say(f"building {tag} (debootstrap {SUITE} from {MIRROR}; a few minutes)")
-    WORK_PARENT.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="ct-debian-", dir=WORK_PARENT))
-    try:
-        rootfs = work / "rootfs"
-        seconds = _make_rootfs(rootfs, work / "build.log")
-        import_started = time.monotonic()
-        _import_rootfs(rootfs, tag, key, env)
-        seconds["import"] = time.monotonic() - import_started
-    finally:
-        _unmount_all(work)  # raises (and keeps the dir) rather than rm -rf through a mount
-        shutil.rmtree(work, ignore_errors=True)
-    after = _inspect(tag, env)
-    total = time.monotonic() - started
-    _say(f"built {tag} in {total:.0f}s (" + ", ".join(f"{step} {value:.0f}s"
-                                                     for step, value in seconds.items())
-         + f"), {(after[2] if after else 0) / 1e6:.0f} MB")
-    _remove_old_bases(tag, env)
-    return Built(tag, key, True, total, after[2] if after else 0)
+    built = build_root_image(tag, key, _make_rootfs, IMPORT_CHANGES,
+                             f"debootstrap {VARIANT} {SUITE} + {' '.join(PACKAGES)}", env, force,
+                             "debian images")
+    if built.built:
+        _remove_old_bases(tag, env)
+    return built
 
 
 def _remove_old_bases(keep: str, env: dict[str, str]) -> None:
@@ -264,7 +149,7 @@ def build_derived(name: str, tag: str, base: str, env: dict[str, str],
                           "--label", f"{HASH_LABEL}={digest}", "--tag", tag, str(context)],
                          build_env, 600)
         if result.returncode != 0:
-            raise ImageError(f"docker build {tag} failed:\n{_tail(result.stderr or result.stdout)}")
+            raise ImageError(f"docker build {tag} failed:\n{tail(result.stderr or result.stdout)}")
     after = _inspect(tag, env)
     if existing and after and existing[0] != after[0]:
         _docker(["image", "rm", existing[0]], env, 60)  # the replaced build; kept if still in use
