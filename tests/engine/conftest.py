@@ -51,6 +51,15 @@ class Engine:
                            check=check, timeout=timeout)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test in this directory needs the engine: marked so, whatever its module says, so
+    that `-m "not engine"` never starts (or removes) a test project."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.engine)
+
+
 def _require_engine() -> bool:
     return os.environ.get("COMPOSE_TUNNEL_REQUIRE_ENGINE") == "1"
 

@@ -18,6 +18,8 @@ from compose_tunnel.garage import bootstrap, parse_key, parse_layout, parse_node
 from .relays import TcpRelay, UdpRelay, free_port
 from .wsclient import https_request, websocket_first_message
 
+pytestmark = pytest.mark.engine  # it uses the engine: -m "not engine" must leave it out
+
 OUTPUTS = Path(__file__).parents[1] / "garage_outputs" / "v1"
 SNI, HOST = "tcp-host.test", "tcp-host.test:19055"
 LK_UDP = 7882
