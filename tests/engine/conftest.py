@@ -120,6 +120,32 @@ def debian_images(engine: Engine) -> dict[str, str]:
     return {name: image.tag for name, image in built.items()}
 
 
+SKIP_REAL_APP = "COMPOSE_TUNNEL_SKIP_REAL_APP"
+
+
+@pytest.fixture(scope="session")
+def reflector_images(engine: Engine, debian_images: dict[str, str]) -> dict[str, str]:
+    """Reflector's own backend and frontend, built from its source snapshot (minutes, cold; then
+    cached by their inputs): tags by short name, backend and frontend. A developer who wants a
+    fast run sets COMPOSE_TUNNEL_SKIP_REAL_APP=1 (CI never does): the real-app tests skip."""
+    if os.environ.get(SKIP_REAL_APP) == "1":
+        if _require_engine():
+            pytest.fail(f"{SKIP_REAL_APP}=1 with COMPOSE_TUNNEL_REQUIRE_ENGINE=1: CI runs the real app",
+                        pytrace=False)
+        pytest.skip(f"{SKIP_REAL_APP}=1: the real Reflector app's tests are skipped")
+    from .reflector_backend import build_backend_image
+    from .reflector_frontend import build_frontend_image
+
+    try:
+        backend = build_backend_image(engine.env)
+        frontend = build_frontend_image(engine.env)
+    except ImageError as error:
+        if _require_engine():
+            pytest.fail(str(error), pytrace=False)
+        pytest.skip(str(error))
+    return {"backend": backend.tag, "frontend": frontend.tag}
+
+
 @pytest.fixture
 def free_port():
     """free_port(host="127.0.0.1", udp=False) -> a port free right now."""
