@@ -7,6 +7,7 @@
                                                              # (twice: checks every second, as
                                                              # the tests run them, and at the
                                                              # product's pace, as users run them)
+    .venv/bin/python bench/compare.py --engine --real-app    # and with Reflector's own app
 
 compose-tunnel runs as a user installs it: a fresh virtual environment with the project
 installed from this checkout (not editable; pip compiles the bytecode), unless --editable.
@@ -38,6 +39,8 @@ TUNNEL_ARGS = ["--cpu", "--livekit", "--garage", "--tunnels",
 
 
 TOOL: list[str] = [sys.executable, "-m", "compose_tunnel"]  # replaced by the installed one
+# Test overlay: Reflector's own images (built from its source) in place of the app's stand-ins.
+REAL_APP_PROFILES = ROOT / "tests" / "engine" / "profiles-real-app"
 
 
 def install(directory: Path) -> list[str]:
@@ -221,12 +224,12 @@ def product_paced(profiles_dir: Path, into: Path) -> Path:
     return into
 
 
-def bench_engine(profiles_dir: Path, runs: int, pace: str) -> None:
+def bench_engine(profiles_dirs: list[Path], runs: int, pace: str, images: str) -> None:
     env = clean_env()
     project = "ct-bench"
     args = ["--cpu", "--livekit", "--garage", "--tunnels", "tcp-host.test:19055,127.0.0.2:19139",
-            "--profiles-dir", str(profiles_dir.resolve()), "--project-name", project,
-            "--publish-ip", "127.0.0.1"]
+            *(arg for directory in profiles_dirs for arg in ("--profiles-dir", str(directory.resolve()))),
+            "--project-name", project, "--publish-ip", "127.0.0.1", "--wait-timeout", "600"]
     compose = ["docker", "compose", "--project-name", project, "-f", "compose.yml"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -251,7 +254,7 @@ def bench_engine(profiles_dir: Path, runs: int, pace: str) -> None:
                                ("again, the stack already running (replay)", again)):
             rows = [summary("docker compose up -d --wait (flattened file)", samples["theirs"]),
                     summary("compose-tunnel up (generate, bootstraps, up, wait)", samples["ours"])]
-            print(f"\nengine, {title}: up to ready, {runs} runs each (stand-in images, {pace})")
+            print(f"\nengine, {title}: up to ready, {runs} runs each ({images}, {pace})")
             report(rows, rows[0])
 
 
@@ -263,6 +266,10 @@ def main() -> None:
     parser.add_argument("--merge-sizes", type=int, nargs="+", default=[100, 1000, 5000],
                         help="services in the large merge (the scaling curve)")
     parser.add_argument("--profiles-dir", type=Path, default=ROOT / "tests" / "engine" / "profiles")
+    parser.add_argument("--real-app", action="store_true",
+                        help="with --engine: also up with Reflector's own server, workers and web "
+                             "(the test images built from its source: python -m tests.engine."
+                             "reflector_backend, ...reflector_frontend)")
     parser.add_argument("--editable", action="store_true",
                         help="run this checkout as it is instead of an installed copy")
     options = parser.parse_args()
@@ -277,10 +284,16 @@ def run(options: argparse.Namespace) -> None:
     bench_generation(options.runs)
     bench_merge(max(3, options.runs // 3), tuple(options.merge_sizes))
     if options.engine:
-        bench_engine(options.profiles_dir, options.engine_runs, "health checks every second")
+        bench_engine([options.profiles_dir], options.engine_runs, "health checks every second",
+                     "stand-in images")
         with tempfile.TemporaryDirectory(prefix="ct-bench-profiles-") as paced:
-            bench_engine(product_paced(options.profiles_dir, Path(paced)), options.engine_runs,
-                         "the product's health-check pace")
+            paced_dir = product_paced(options.profiles_dir, Path(paced))
+            bench_engine([paced_dir], options.engine_runs, "the product's health-check pace",
+                         "stand-in images")
+            if options.real_app:
+                bench_engine([paced_dir, REAL_APP_PROFILES], options.engine_runs,
+                             "the product's health-check pace",
+                             "Reflector's own server, worker, beat and web")
 
 
 if __name__ == "__main__":
