@@ -1,4 +1,4 @@
-"""The command line: a thin Click layer over `workflows`.
+"""The command line: a thin Click layer over the `workflows` package.
 
 Every UserError becomes one line on stderr and exit code 2. python-on-whales is imported only
 by the commands that talk to Docker, so `--help` and `generate` stay fast.
@@ -20,6 +20,9 @@ from .errors import EngineError, UserError
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from .workflows.prepare import Prepared
+    from .workflows.up import UpResult
 
 
 class _Path:
@@ -44,7 +47,7 @@ class _Lazy:
         return getattr(importlib.import_module(self._name, __package__), attribute)
 
 
-state, workflows = _Lazy(".state"), _Lazy(".workflows")
+state = _Lazy(".state")
 
 
 def Workspace(root: Path) -> "workspace.Workspace":  # noqa: N802 - stands for the class
@@ -261,14 +264,14 @@ def collect_secrets(params: dict[str, Any]) -> dict[str, str]:
     return secrets
 
 
-def report_adopted(prepared: workflows.Prepared) -> None:
+def report_adopted(prepared: Prepared) -> None:
     install = prepared.adopted
     if install is not None:
         click.echo(f"adopted {install.directory} as project {prepared.settings.project_name!r}: "
                    + ", ".join(install.found))
 
 
-def report_settings(prepared: workflows.Prepared) -> None:
+def report_settings(prepared: Prepared) -> None:
     """A replay's flags, or the saved configuration's change (`+ livekit`, `ip: a -> b`)."""
     if prepared.replayed:
         args = " ".join(prepared.settings.to_args()) or "(defaults)"
@@ -336,9 +339,11 @@ def generate(ctx: click.Context, workdir: Path, **params: Any) -> None:
     Example:
       compose-tunnel generate --cpu --livekit --tunnels tcp.example.com:9055,udp.example.com:14139
     """
+    from .workflows.generate import generate as generate_files
+
     workspace = held(workdir)
-    prepared, changed = workflows.generate(workspace, collect_options(ctx, params),
-                                           collect_secrets(params), params["adopt"])
+    prepared, changed = generate_files(workspace, collect_options(ctx, params),
+                                       collect_secrets(params), params["adopt"])
     report_adopted(prepared)
     report_settings(prepared)
     click.echo(f"profiles: {', '.join(prepared.plan.names)}")
@@ -365,11 +370,14 @@ def merge(files: tuple[Path, ...], output: Path | None) -> None:
     Example:
       compose-tunnel merge compose.yml override.yml -o merged.yml
     """
-    text = workflows.merge_to_text(list(files))
+    from .workflows.generate import merge_to_text
+    from .workspace import FileContent
+
+    text = merge_to_text(list(files))
     if output is None:
         click.echo(text, nl=False)
         return
-    Workspace(output.parent).write({output.name: workflows.FileContent(text)})
+    Workspace(output.parent).write({output.name: FileContent(text)})
 
 
 @cli.command("profiles")
@@ -397,7 +405,7 @@ def _start_failed() -> type:
     return StartFailed
 
 
-def start(action: Callable[[], "workflows.UpResult"]) -> "workflows.UpResult":
+def start(action: Callable[[], UpResult]) -> UpResult:
     """Run a starting workflow; a failed start prints its report and exits 1."""
     try:
         return action()
@@ -407,7 +415,7 @@ def start(action: Callable[[], "workflows.UpResult"]) -> "workflows.UpResult":
         sys.exit(1)
 
 
-def print_access(result: "workflows.UpResult") -> None:
+def print_access(result: UpResult) -> None:
     from .renderers import HATCHET_DASHBOARD_URL
     from .services import HATCHET_DASHBOARD_PORT
 
@@ -471,14 +479,16 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
       compose-tunnel up --swarm --scale worker=3    # on this engine's Docker Swarm
       compose-tunnel up --dry-run
     """
+    from .workflows.prepare import prepare
+    from .workflows.up import up_prepared, up_steps
+
     workspace = Workspace(workdir) if dry_run else held(workdir)
-    prepared = workflows.prepare(workspace, collect_options(ctx, params), collect_secrets(params),
-                                 params["adopt"])
+    prepared = prepare(workspace, collect_options(ctx, params), collect_secrets(params), params["adopt"])
     if dry_run:
         report_settings(prepared)
         changes = workspace.changes(prepared.files)
         click.echo(f"would write in {workdir}: " + (", ".join(sorted(changes)) or "nothing (up to date)"))
-        for line in workflows.up_steps(workspace, prepared, build=build, pull=pull):
+        for line in up_steps(workspace, prepared, build=build, pull=pull):
             click.echo(line)
         return
 
@@ -486,8 +496,8 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
         report_adopted(prepared)
         report_settings(prepared)
 
-    result = start(lambda: workflows.up_prepared(workspace, prepared, say=click.echo, build=build,
-                                                 pull=pull, wait_seconds=wait_timeout, announce=announce))
+    result = start(lambda: up_prepared(workspace, prepared, say=click.echo, build=build,
+                                       pull=pull, wait_seconds=wait_timeout, announce=announce))
     print_access(result)
 
 
@@ -496,7 +506,9 @@ def up(ctx: click.Context, workdir: Path, build: bool, pull: str | None, dry_run
 @click.option("-v", "--volumes", is_flag=True, help="Also remove the named volumes (data is lost).")
 def down(workdir: Path, volumes: bool) -> None:
     """Stop and remove what `up` last started, whatever the configuration says now."""
-    result = workflows.down(held(workdir), volumes=volumes)
+    from .workflows.down import down as stop
+
+    result = stop(held(workdir), volumes=volumes)
     if result is None:
         click.echo(f"nothing was started from {workdir}")
     elif not result.containers:
@@ -514,8 +526,10 @@ def down(workdir: Path, volumes: bool) -> None:
 @wait_timeout_option
 def rebuild(workdir: Path, pull: bool, wait_timeout: float) -> None:
     """Tear down (volumes kept), pull and rebuild images, start again from the saved configuration."""
-    print_access(start(lambda: workflows.rebuild(held(workdir), say=click.echo, pull=pull,
-                                                 wait_seconds=wait_timeout)))
+    from .workflows.rebuild import rebuild as rebuild_stack
+
+    print_access(start(lambda: rebuild_stack(held(workdir), say=click.echo, pull=pull,
+                                             wait_seconds=wait_timeout)))
 
 
 @cli.command()
@@ -523,7 +537,9 @@ def rebuild(workdir: Path, pull: bool, wait_timeout: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(workdir: Path, as_json: bool) -> None:
     """Show each service of the started stack: state and health."""
-    states = workflows.applied_stack(Workspace(workdir)).states()
+    from .workflows.stacks import applied_stack
+
+    states = applied_stack(Workspace(workdir)).states()
     if as_json:
         import json
 
@@ -548,7 +564,9 @@ def logs(workdir: Path, services: tuple[str, ...], follow: bool, tail: str | Non
     """Print the logs of the started stack (or of SERVICES), as `docker compose logs` does."""
     if tail is not None and not (tail.isdigit() or tail == "all"):
         raise UserError(f"--tail {tail!r} is not a number of lines", hint="e.g. --tail 100, or --tail all")
-    stack = workflows.applied_stack(Workspace(workdir))
+    from .workflows.stacks import applied_stack
+
+    stack = applied_stack(Workspace(workdir))
     for chunk in stack.logs(list(services), follow, tail=tail, since=since, until=until,
                             timestamps=timestamps):
         click.echo(chunk, nl=False)
@@ -568,7 +586,9 @@ def _passthrough(name: str, help_text: str):
     @workdir_option
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def command(workdir: Path, args: tuple[str, ...]) -> None:
-        code = workflows.applied_stack(Workspace(workdir)).passthrough([name, *args])
+        from .workflows.stacks import applied_stack
+
+        code = applied_stack(Workspace(workdir)).passthrough([name, *args])
         if code:
             sys.exit(code)
 

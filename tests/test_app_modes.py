@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from compose_tunnel import ollama, workflows
+from compose_tunnel import ollama
 from compose_tunnel.bootstrap import BootstrapError, CommandResult
 from compose_tunnel.errors import UserError
 from compose_tunnel.reflector import hash_password
 from compose_tunnel.settings import Settings
+from compose_tunnel.workflows.generate import generate
+from compose_tunnel.workflows.prepare import prepare
 from compose_tunnel.workspace import Workspace
 
 
@@ -135,23 +137,23 @@ def test_password_mistakes_are_one_line_exit_2(tmp_path, args, env, message):
 def test_saved_password_auth_without_a_stored_hash_is_refused(tmp_path):
     workspace = Workspace(tmp_path / "w")
     with pytest.raises(UserError, match="password auth needs a password"):
-        workflows.prepare(workspace, {"auth": "password"})
+        prepare(workspace, {"auth": "password"})
 
 
 def test_hand_made_jwt_and_authentik_logins_are_kept_in_public_mode(tmp_path):
     workspace = Workspace(tmp_path / "w")
-    workflows.generate(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
+    generate(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
     server_env, www_env = workspace.path("server.env"), workspace.path("www.env")
     server_env.write_text(server_env.read_text().replace("AUTH_BACKEND=none", "AUTH_BACKEND=jwt")
                           + "AUTH_JWT_AUDIENCE=reflector\n")
     www_env.write_text(www_env.read_text() + "AUTH_PROVIDER=authentik\n")
-    workflows.generate(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
+    generate(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
     assert "AUTH_BACKEND=jwt\n" in server_env.read_text() and "AUTH_JWT_AUDIENCE=reflector" in server_env.read_text()
     assert "PUBLIC_MODE=true" in server_env.read_text()  # upstream leaves it as it was
     text = www_env.read_text()
     assert "AUTH_PROVIDER=authentik\n" in text and "FEATURE_REQUIRE_LOGIN=false" in text
     # Password auth, asked for, replaces them.
-    workflows.generate(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"}, {"password": "long-enough"})
+    generate(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"}, {"password": "long-enough"})
     assert "AUTH_BACKEND=password\n" in server_env.read_text()
     assert "AUTH_PROVIDER=credentials\n" in www_env.read_text()
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from compose_tunnel import workflows
 from compose_tunnel.bootstrap import Step, started_with_steps
+from compose_tunnel.workflows.prepare import prepare
+from compose_tunnel.workflows.startorder import start_order
+from compose_tunnel.workflows.up import up_steps
 from compose_tunnel.workspace import Workspace
 
 POSTGRES = Step("db", ("postgres",), lambda exec, secrets: [], "set up the database", owns=("token",))
@@ -67,12 +69,12 @@ def test_the_stack_of_the_tunnel_guide_starts_redis_alongside_the_bootstraps(tmp
     token) feeds the app's services; Redis and LiveKit read nothing that changes, but LiveKit's
     server waits for Redis's health (and its egress for the server): they start with the rest."""
     workspace = Workspace(tmp_path / "work")
-    prepared = workflows.prepare(workspace, {"profiles": ["cpu", "livekit", "garage"],
-                                             "tunnels": "tcp.example.com:9055,udp.example.com:14139",
-                                             "node_ip": "203.0.113.9", "lan_ip": "192.0.2.1"})
+    prepared = prepare(workspace, {"profiles": ["cpu", "livekit", "garage"],
+                                   "tunnels": "tcp.example.com:9055,udp.example.com:14139",
+                                   "node_ip": "203.0.113.9", "lan_ip": "192.0.2.1"})
     from compose_tunnel.bootstrap import steps_for
 
-    order = workflows.start_order(workspace, prepared, steps_for(prepared.plan))
+    order = start_order(workspace, prepared, steps_for(prepared.plan))
     assert (order.first, order.alongside) == (["garage", "postgres"], ["redis"])
     assert order.selective and order.dependencies["server"] == {"postgres", "redis"}
     # Once the bootstraps' services and those alongside are ready, the rest start without
@@ -89,11 +91,11 @@ def test_hatchet_starts_after_the_database_step_even_where_postgres_init_creates
     from compose_tunnel.bootstrap import steps_for
 
     workspace = Workspace(tmp_path / "work")
-    prepared = workflows.prepare(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
+    prepared = prepare(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
     assert prepared.files["postgres-init/hatchet.sql"].text.endswith("CREATE DATABASE hatchet;\n")
-    order = workflows.start_order(workspace, prepared, steps_for(prepared.plan))
+    order = start_order(workspace, prepared, steps_for(prepared.plan))
     assert (order.first, order.alongside) == (["postgres"], ["redis"])
-    dry_run = workflows.up_steps(workspace, prepared)
+    dry_run = up_steps(workspace, prepared)
     assert dry_run[-2:] == [
         "would create a Hatchet client token for the default tenant (HATCHET_CLIENT_TOKEN in server.env)",
         dry_run[-1]]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from compose_tunnel import workflows
+from compose_tunnel.workflows.generate import generate
 from compose_tunnel.workspace import Workspace
 
 TCP, UDP, NODE_IP = "my-tunnel.example.com:9055", "udp-host.example.com:14139", "203.0.113.9"
@@ -126,7 +126,7 @@ def test_every_mode_combination_gives_the_reference_environment(tmp_path, compos
     address_options, origin = ADDRESSES[address]
     options = merged(ml_options, auth_options, llm_options, address_options, {"lan_ip": LAN_IP})
     workspace = Workspace(tmp_path / "work")
-    prepared, _ = workflows.generate(workspace, options, {**ml_secrets, **auth_secrets, **llm_secrets})
+    prepared, _ = generate(workspace, options, {**ml_secrets, **auth_secrets, **llm_secrets})
     assert any("no LLM" in w for w in prepared.plan.warnings) == (llm == "none")
 
     doc = compose_config(workspace.root, compose_bin)
