@@ -5,6 +5,8 @@ Each is a `Step` of one shape: the services it needs running, and a function tha
 them, does only what is missing, and stores what it produced in the secrets. `up` starts each
 step's services, runs the steps in order, renders the results into the env files, and only then
 starts the whole stack, so every consumer starts once, with the results in its environment.
+The steps' modules (garage, hatchet, ollama) import this shape, which imports none of them:
+the list of the steps a plan needs is assembled above both, in workflows.steps.
 
 Steps talk to containers through an `Exec` callable (the product plugs `docker compose exec`
 into it, the unit tests a recorder), so this module and the steps import nothing heavy.
@@ -20,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from .errors import EngineError
 
 if TYPE_CHECKING:
-    from .plan import Plan
     from .state import Secrets
 
 
@@ -61,22 +62,6 @@ class Step:
     # Whether its services may only start after the steps before it ran (Hatchet needs its
     # database). The others' services all start at once, at the beginning.
     after_previous: bool = False
-
-
-def steps_for(plan: "Plan", say: Callable[[str], None] | None = None) -> list[Step]:
-    """The bootstraps a plan needs, in the order they run (`say` shows long ones' progress)."""
-    from . import garage, hatchet, ollama, reflector
-
-    steps = []
-    if plan.has("garage"):
-        steps.append(garage.STEP)
-    steps.extend(hatchet.STEPS)  # the workflow engine is part of the base stack
-    service = reflector.ollama_service(plan)
-    if service:
-        model = reflector.llm_model(plan)
-        assert model
-        steps.append(ollama.step(service, model, say))
-    return steps
 
 
 def started_first(steps: list[Step]) -> list[str]:
@@ -193,10 +178,3 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-def owned_secrets() -> tuple[str, ...]:
-    """Every secret a bootstrap produces (forgotten when the volumes holding their state go)."""
-    from . import garage, hatchet
-
-    return tuple(name for step in (garage.STEP, *hatchet.STEPS) for name in step.owns)

@@ -7,6 +7,7 @@ import pytest
 from compose_tunnel.bootstrap import Step, started_with_steps
 from compose_tunnel.workflows.prepare import prepare
 from compose_tunnel.workflows.startorder import start_order
+from compose_tunnel.workflows.steps import steps_for
 from compose_tunnel.workflows.up import up_steps
 from compose_tunnel.workspace import Workspace
 
@@ -72,8 +73,6 @@ def test_the_stack_of_the_tunnel_guide_starts_redis_alongside_the_bootstraps(tmp
     prepared = prepare(workspace, {"profiles": ["cpu", "livekit", "garage"],
                                    "tunnels": "tcp.example.com:9055,udp.example.com:14139",
                                    "node_ip": "203.0.113.9", "lan_ip": "192.0.2.1"})
-    from compose_tunnel.bootstrap import steps_for
-
     order = start_order(workspace, prepared, steps_for(prepared.plan))
     assert (order.first, order.alongside) == (["garage", "postgres"], ["redis"])
     assert order.selective and order.dependencies["server"] == {"postgres", "redis"}
@@ -88,8 +87,6 @@ def test_hatchet_starts_after_the_database_step_even_where_postgres_init_creates
     """Postgres's init script (rendered into postgres-init/) creates Hatchet's database on a
     new volume, but Hatchet waits for Postgres's health: it starts in its step, once `up` has
     seen Postgres pass its check, not in a Compose run gated on Docker's next scheduled one."""
-    from compose_tunnel.bootstrap import steps_for
-
     workspace = Workspace(tmp_path / "work")
     prepared = prepare(workspace, {"profiles": ["cpu"], "lan_ip": "192.0.2.1"})
     assert prepared.files["postgres-init/hatchet.sql"].text.endswith("CREATE DATABASE hatchet;\n")

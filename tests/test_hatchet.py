@@ -12,8 +12,9 @@ import json
 import pytest
 
 from compose_tunnel import hatchet
-from compose_tunnel.bootstrap import BootstrapError, CommandResult, steps_for
+from compose_tunnel.bootstrap import BootstrapError, CommandResult
 from compose_tunnel.state import Secrets
+from compose_tunnel.workflows.steps import steps_for
 
 TENANT = "707d0855-80ab-4e1f-a156-f1c4546cbf52"
 OTHER_TENANT = "11111111-2222-4333-8444-555555555555"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .. import state
 from ..workspace import Workspace
 from .stacks import stack_for
+from .steps import owned_secrets
 
 
 @dataclass
@@ -21,8 +22,6 @@ def down(workspace: Workspace, *, volumes: bool = False) -> DownResult | None:
     With the volumes go the bootstraps' state (Garage's keys, Hatchet's tenant): their stored
     results are forgotten too, so the next `up` creates them anew instead of using stale ones.
     """
-    from ..bootstrap import owned_secrets
-
     applied = state.load_applied(workspace)
     if applied is None:
         return None

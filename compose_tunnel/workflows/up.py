@@ -17,6 +17,7 @@ from ..workspace import Workspace
 from .prepare import Prepared, prepare, render, write
 from .stacks import APPLIED_COMPOSE, APPLIED_DOTENV, stack_for
 from .startorder import StartOrder, start_order
+from .steps import steps_for
 
 if TYPE_CHECKING:
     from ..stack import Stack
@@ -97,8 +98,6 @@ def up_prepared(
         state.APPLIED: state.Applied(settings.project_name, tuple(prepared.plan.names),
                                      settings.target).file(),
     })
-    from ..bootstrap import steps_for
-
     steps = steps_for(prepared.plan, lambda line: say(f"  {line}"))
     timeline: list[tuple[str, float]] = []
     actions: list[str] = []
@@ -233,8 +232,6 @@ def up_steps(workspace: Workspace, prepared: Prepared, *, build: bool = False,
              pull: str | None = None) -> list[str]:
     """What `up` would do, one line per step, for --dry-run (on a swarm: first, what the
     translation to a stack file changes)."""
-    from ..bootstrap import steps_for
-
     stack = stack_for(workspace, prepared.settings.project_name, target=prepared.settings.target)
     steps = steps_for(prepared.plan)
     order = start_order(workspace, prepared, steps)
