@@ -102,7 +102,7 @@ def report(rows: list[dict], reference: dict) -> None:
 
 def bench_generation(runs: int) -> None:
     from compose_tunnel.profiles import load_catalog
-    from compose_tunnel.plan import make_plan
+    from compose_tunnel.planner import make_plan
     from compose_tunnel.settings import Settings
 
     env = clean_env()

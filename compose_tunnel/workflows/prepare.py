@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import state
 from ..errors import UserError
-from ..plan import Plan, make_plan
+from ..plan import Plan
+from ..planner import make_plan
 from ..profiles import load_catalog
 from ..renderers import COMPOSE, render_compose, render_config
 from ..settings import Change, Settings, apply_change, describe_change
