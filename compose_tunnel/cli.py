@@ -35,21 +35,6 @@ class _Path:
         return Path(value)
 
 
-class _Lazy:
-    """A module imported on first use: `--help` and `generate` load only what they run."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(self._name, __package__), attribute)
-
-
-state = _Lazy(".state")
-
-
 def Workspace(root: Path) -> "workspace.Workspace":  # noqa: N802 - stands for the class
     from .workspace import Workspace as workspace_class
 
@@ -609,6 +594,8 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def config_show(workdir: Path, as_json: bool) -> None:
     """Print the saved settings and which secrets exist (values masked)."""
+    from . import state
+
     workspace = Workspace(workdir)
     settings = state.load_settings(workspace)
     secrets = state.load_secrets(workspace)
@@ -638,6 +625,8 @@ def config_show(workdir: Path, as_json: bool) -> None:
 @workdir_option
 def config_reset(workdir: Path) -> None:
     """Forget the saved settings (generated files and secrets are kept)."""
+    from . import state
+
     workspace = held(workdir)
     if workspace.read(state.CONFIG) is None:
         click.echo(f"no saved configuration in {workdir}")
