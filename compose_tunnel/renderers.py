@@ -27,7 +27,7 @@ from .services import (
 )
 from .state import Secrets
 from .workspace import PUBLIC_MODE, SECRET_MODE, FileContent
-from .yamlio import dump_compose_yaml
+from .yamldump import dump_compose_yaml
 
 COMPOSE = "compose.yml"
 DOTENV = ".env"

@@ -129,7 +129,7 @@ class SwarmStack(Stack):
         `build` builds the images here first, with Compose."""
         from python_on_whales.exceptions import DockerException
 
-        from .yamlio import dump_compose_yaml
+        from .yamldump import dump_compose_yaml
 
         if build:
             self._build(services)

@@ -1,12 +1,12 @@
-"""YAML for compose files, read and written the way Docker Compose reads them.
+"""YAML for compose files, read the way Docker Compose reads them.
 
 Compose (Go, go-yaml v3/v4) does not read YAML like PyYAML does. PyYAML's default
 resolver is YAML 1.1: `2222:22` is the integer 133342, `on`/`yes` are booleans and
 duplicate keys pass silently. Go's resolver is YAML 1.2-ish with its own quirks
 (`0755` is still octal, `_` is dropped from numbers, `1e3` is a float), and Compose
 rejects duplicate and non-string keys. This module loads a compose file into the
-values Compose would see, and dumps a document so that both a YAML 1.1 and a
-YAML 1.2 (Go) reader get back exactly those values.
+values Compose would see; `yamldump` writes a document back so that both a YAML 1.1
+and a YAML 1.2 (Go) reader get exactly those values, by this module's resolution.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import io
 import math
 import os
 import re
@@ -23,29 +22,26 @@ from typing import Any
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.emitter import Emitter
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
-from yaml.representer import SafeRepresenter
-from yaml.resolver import BaseResolver, Resolver
+from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
-from yaml.serializer import Serializer
 
 from .errors import UserError
 
-_STR = "tag:yaml.org,2002:str"
+STR_TAG = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
 RESET_TAG = "!reset"
 OVERRIDE_TAG = "!override"
 
 
-class _Tagged:
+class Tagged:
     """A value carried with a Compose merge tag; compares by value so tests can use ==."""
 
     __slots__ = ("value",)
@@ -63,11 +59,11 @@ class _Tagged:
         return f"{type(self).__name__}({self.value!r})"
 
 
-class Reset(_Tagged):
+class Reset(Tagged):
     """A node tagged `!reset`: the merge removes what earlier files set at this path."""
 
 
-class Override(_Tagged):
+class Override(Tagged):
     """A node tagged `!override`: the merge replaces the earlier value wholesale."""
 
 
@@ -159,7 +155,7 @@ def resolve_plain(text: str) -> Any:
     return text
 
 
-def _plain_tag(text: str) -> str:
+def plain_tag(text: str) -> str:
     if text == "<<":
         return _MERGE
     value = resolve_plain(text)
@@ -169,9 +165,9 @@ def _plain_tag(text: str) -> str:
         type(None): _NULL,
         int: _INT,
         float: _FLOAT,
-        dt.date: _TIMESTAMP,
-        dt.datetime: _TIMESTAMP,
-        str: _STR,
+        dt.date: TIMESTAMP_TAG,
+        dt.datetime: TIMESTAMP_TAG,
+        str: STR_TAG,
     }[type(value)]
 
 
@@ -183,7 +179,7 @@ class _GoResolver(BaseResolver):
 
     def resolve(self, kind, value, implicit):  # noqa: ANN001, ANN201 - PyYAML's signature
         if kind is ScalarNode:
-            return _plain_tag(value) if implicit[0] else _STR
+            return plain_tag(value) if implicit[0] else STR_TAG
         return super().resolve(kind, value, implicit)
 
 
@@ -248,14 +244,14 @@ class _GoConstructor(SafeConstructor):
         return self.construct_tagged(node)
 
 
-for _tag in (_NULL, _INT, _FLOAT, _TIMESTAMP, _BOOL):
+for _tag in (_NULL, _INT, _FLOAT, TIMESTAMP_TAG, _BOOL):
     _GoConstructor.add_constructor(
         _tag,
         {
             _NULL: _GoConstructor.construct_yaml_null,
             _INT: _GoConstructor.construct_yaml_int,
             _FLOAT: _GoConstructor.construct_yaml_float,
-            _TIMESTAMP: _GoConstructor.construct_yaml_timestamp,
+            TIMESTAMP_TAG: _GoConstructor.construct_yaml_timestamp,
             _BOOL: _GoConstructor.construct_yaml_bool,
         }[_tag],
     )
@@ -320,7 +316,7 @@ def _check_keys(root: Node, source: str) -> None:
         first_line: dict[str, int] = {}
         for key, value in node.value:
             line = key.start_mark.line + 1
-            if not isinstance(key, ScalarNode) or key.tag not in (_STR, _MERGE):
+            if not isinstance(key, ScalarNode) or key.tag not in (STR_TAG, _MERGE):
                 shown = key.value if isinstance(key, ScalarNode) else "a collection"
                 where = path or "the top level"
                 raise UserError(f"{source}: line {line}: non-string key in {where}: {shown}",
@@ -478,115 +474,3 @@ def read_compose_text(path: str | os.PathLike) -> str:
 def load_compose_file(path: str | os.PathLike) -> dict:
     """Read and parse a compose file; UserError if unreadable or not a mapping."""
     return load_compose_text(read_compose_text(path), os.fspath(path))
-
-
-# --- dumping ------------------------------------------------------------------
-
-
-class _BothReadersResolver(Resolver):
-    """PyYAML's YAML 1.1 resolver that also flags strings Go would read as non-strings.
-
-    The serializer emits a string plain only if the resolver calls it a string,
-    so a string like `on`, `1e3`, `0o17` or `2222:22` gets quoted.
-    """
-
-    def resolve(self, kind, value, implicit):  # noqa: ANN001, ANN201
-        tag = super().resolve(kind, value, implicit)
-        if kind is ScalarNode and implicit[0] and tag == _STR and _plain_tag(value) != _STR:
-            return _plain_tag(value)
-        return tag
-
-    @classmethod
-    def plain_is_str(cls, value: str, tag: str) -> bool:
-        """True unless `value` is a string that a YAML 1.1 reader would not read as one."""
-        return tag != _STR or cls().resolve(ScalarNode, value, (True, False)) == _STR
-
-
-class _Representer(SafeRepresenter):
-    def represent_str(self, data: str) -> ScalarNode:
-        # Literal blocks keep multi-line strings readable; the emitter falls back
-        # to double quotes when a block cannot hold the string exactly. Other
-        # line breaks (CR, NEL, LS, PS) would be folded: only escapes keep them.
-        if any(c in data for c in "\r\x85\u2028\u2029"):
-            style = '"'
-        else:
-            style = "|" if "\n" in data else None
-        return self.represent_scalar(_STR, data, style=style)
-
-    def represent_tagged(self, data: _Tagged) -> Node:
-        node = self.represent_data(data.value)
-        if isinstance(node, ScalarNode) and node.style is None:
-            # Under a custom tag Go resolves a plain scalar by its text: quote a
-            # string only when its text would resolve to something else.
-            plain_ok = _plain_tag(node.value) == node.tag and _BothReadersResolver.plain_is_str(
-                node.value, node.tag
-            )
-            node.style = None if plain_ok else "'"
-        node.tag = RESET_TAG if isinstance(data, Reset) else OVERRIDE_TAG
-        return node
-
-    def represent_datetime(self, data: dt.datetime) -> ScalarNode:
-        sep = "T" if data.tzinfo else " "
-        text = data.isoformat(sep=sep)
-        return self.represent_scalar(_TIMESTAMP, text.replace("+00:00", "Z"))
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True  # a merged document is written out in full, without anchors
-
-
-_Representer.add_representer(str, _Representer.represent_str)
-_Representer.add_representer(Reset, _Representer.represent_tagged)
-_Representer.add_representer(Override, _Representer.represent_tagged)
-_Representer.add_representer(dt.datetime, _Representer.represent_datetime)
-
-
-class _Dumper(Emitter, Serializer, _Representer, _BothReadersResolver):
-    def __init__(self, stream: Any) -> None:
-        Emitter.__init__(self, stream, width=1 << 16, allow_unicode=True)
-        Serializer.__init__(self)
-        _Representer.__init__(self, default_flow_style=False, sort_keys=False)
-        _BothReadersResolver.__init__(self)
-
-    def choose_scalar_style(self) -> str:
-        """Let `!reset null` / `!override 8080` stay plain (PyYAML quotes every tagged scalar)."""
-        if self.event.tag in (RESET_TAG, OVERRIDE_TAG) and not self.event.style:
-            if self.analysis is None:
-                self.analysis = self.analyze_scalar(self.event.value)
-            if not self.analysis.empty and self.analysis.allow_block_plain and not self.flow_level:
-                return ""
-        return super().choose_scalar_style()
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)  # `- item` indented under its key
-
-
-try:  # libyaml's emitter: the same values, written ~5x faster (sequences then sit at their key's
-    # indentation, `key:\n- item`, and a tagged plain scalar stays plain by libyaml's own rule)
-    from yaml._yaml import CEmitter
-
-    class _CDumper(CEmitter, _Representer, _BothReadersResolver):
-        def __init__(self, stream: Any) -> None:
-            CEmitter.__init__(self, stream, width=1 << 16, allow_unicode=True)
-            _Representer.__init__(self, default_flow_style=False, sort_keys=False)
-            _BothReadersResolver.__init__(self)
-
-except ImportError:  # pragma: no cover - PyYAML without libyaml
-    _CDumper = _Dumper  # type: ignore[misc]
-
-
-def dump_compose_yaml(doc: dict) -> str:
-    """Block-style YAML in the input's key order; same input, byte-identical output."""
-    stream = io.StringIO()
-    dumper = _CDumper(stream)
-    with no_cycle_collection():
-        _dump(dumper, doc)
-    return stream.getvalue()
-
-
-def _dump(dumper: Any, doc: dict) -> None:
-    try:
-        dumper.open()
-        dumper.represent(doc)
-        dumper.close()
-    finally:
-        dumper.dispose()

@@ -28,7 +28,7 @@ import pytest
 
 from compose_tunnel.errors import UserError
 from compose_tunnel.merge import merge_files
-from compose_tunnel.yamlio import dump_compose_yaml
+from compose_tunnel.yamldump import dump_compose_yaml
 
 CORPUS = Path(__file__).parent / "merge_corpus"
 CASES = sorted(p for p in CORPUS.iterdir() if p.is_dir())

@@ -18,7 +18,7 @@ from compose_tunnel.errors import UserError
 from compose_tunnel.merge import merge_files
 from compose_tunnel.rebase import absolute, rebase_service
 from compose_tunnel.variables import bind_text
-from compose_tunnel.yamlio import dump_compose_yaml
+from compose_tunnel.yamldump import dump_compose_yaml
 
 from test_generate import generate, run
 

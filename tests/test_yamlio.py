@@ -1,4 +1,4 @@
-"""yamlio: compose YAML read as Compose (go-yaml) reads it, and written so both YAML 1.1 and 1.2 agree."""
+"""Compose YAML read as Compose (go-yaml) reads it (yamlio), and written so YAML 1.1 and 1.2 agree (yamldump)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compose_tunnel.errors import UserError
+from compose_tunnel.yamldump import dump_compose_yaml
 from compose_tunnel.yamlio import (
     Override,
     Reset,
-    dump_compose_yaml,
     load_compose_file,
     load_compose_text,
 )

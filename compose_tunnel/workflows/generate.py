@@ -20,6 +20,6 @@ def generate(workspace: Workspace, options: "Change | Mapping[str, Any] | None",
 
 def merge_to_text(paths: list[Path]) -> str:
     from ..merge import merge_files
-    from ..yamlio import dump_compose_yaml
+    from ..yamldump import dump_compose_yaml
 
     return dump_compose_yaml(merge_files(paths))
