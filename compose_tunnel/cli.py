@@ -14,15 +14,18 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 from click.core import ParameterSource
 
-from . import __version__
-from .choices import BACKEND_CHOICES, DEFAULT_WAIT_SECONDS, FLAG_PROFILES
+from . import __version__, options
+from .choices import DEFAULT_WAIT_SECONDS
 from .errors import EngineError, UserError
+from .options import ENV, Option
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .change import Change
     from .workflows.prepare import Prepared
     from .workflows.up import UpResult
+    from .workspace import Workspace as Workspace_
 
 
 class _Path:
@@ -35,114 +38,43 @@ class _Path:
         return Path(value)
 
 
-def Workspace(root: Path) -> "workspace.Workspace":  # noqa: N802 - stands for the class
+def Workspace(root: Path) -> Workspace_:  # noqa: N802 - stands for the class
     from .workspace import Workspace as workspace_class
 
     return workspace_class(root)
 
-ENV = "COMPOSE_TUNNEL_"
+
 DEFAULT_WORKDIR = ".compose-tunnel"
 
-ASK = "\0ask"  # --password given without a value: prompt for it
+
+def click_option(option: Option):
+    """The Click option of a row of the options table."""
+    attrs: dict[str, Any] = {"help": option.help}
+    if option.metavar:
+        attrs["metavar"] = option.metavar
+    if option.multiple:
+        attrs["multiple"] = True
+    kind = option.kind
+    if kind == options.SWITCH:
+        attrs["default"] = None  # neither --x nor --no-x: no change
+    elif kind == options.FLAG:
+        attrs.update(is_flag=True, default=None)
+    elif kind == options.ASK_TEXT:
+        attrs.update(is_flag=False, flag_value=options.ASK)
+    elif kind in (options.INT, options.FLOAT):
+        attrs["type"] = int if kind == options.INT else float
+    elif kind in (options.PATH, options.DIR, options.FILE):
+        attrs["type"] = click.Path(file_okay=kind != options.DIR, dir_okay=kind != options.FILE, path_type=_Path)
+    elif kind == options.CHOICE:
+        attrs["type"] = click.Choice(option.choices, case_sensitive=False)
+    envvar = option.envvars[0] if len(option.envvars) == 1 else list(option.envvars)
+    return click.option(*option.flags.split(), option.name, envvar=envvar, **attrs)
 
 
-def _flag_param(profile: str) -> str:
-    return profile.replace("-", "_")
+CONFIG_OPTIONS = [click_option(option) for option in options.CONFIG_OPTIONS]
 
 
-def opt(flag: str, *names: str, **attrs: Any):
-    """A Click option that can also come from COMPOSE_TUNNEL_<FLAG> (e.g. --llm-url: _LLM_URL)."""
-    name = flag.split("/")[0][2:]  # --livekit/--no-livekit: COMPOSE_TUNNEL_LIVEKIT=1 or 0
-    return click.option(flag, *names, envvar=ENV + name.replace("-", "_").upper(), **attrs)
-
-
-def _choice_option(name: str, choices: tuple[str, ...]):
-    return opt(f"--{name}", type=click.Choice(choices, case_sensitive=False),
-               help=f"Override the {name} backend of the chosen mode ({', '.join(choices)}).")
-
-
-CONFIG_OPTIONS = [
-    *[
-        opt(f"--{name}/--no-{name}", _flag_param(name), default=None, help=help_text)
-        for name, help_text in [
-            ("cpu", "Models in-process on the CPU (the default when no mode is given)."),
-            ("gpu", "Models on an NVIDIA GPU (needs --gpu-image or --reflector-source)."),
-            ("livekit", "LiveKit server and egress for live rooms."),
-            ("garage", "Garage local S3 storage, bootstrapped on up."),
-            ("caddy", "Caddy as the TLS front on :443 (implied by --ip, --domain, tunnels)."),
-            ("ollama-cpu", "Local LLM for summaries and topics: Ollama on the CPU."),
-            ("ollama-gpu", "Local LLM for summaries and topics: Ollama on an NVIDIA GPU."),
-        ]
-    ],
-    opt("--hosted", "hosted_url", metavar="URL",
-        help="Models on a remote GPU service at URL (excludes --cpu and --gpu)."),
-    *[_choice_option(name, choices) for name, choices in BACKEND_CHOICES.items()],
-    opt("--gpu-image", metavar="IMAGE", help="Image of the GPU service for --gpu (Reflector publishes none)."),
-    opt("--reflector-source", metavar="DIR", type=click.Path(path_type=_Path),
-        help="A Reflector clone: --gpu builds its GPU service from DIR/gpu/self_hosted."),
-    opt("--llm-url", metavar="URL",
-        help="An external OpenAI-compatible LLM API, e.g. https://api.openai.com/v1."),
-    opt("--llm-model", metavar="NAME", help="The LLM's model (Ollama default: qwen2.5:14b, pulled on up)."),
-    opt("--admin-email", metavar="EMAIL", help="The login of password auth (default admin@localhost)."),
-    opt("--lan-ip", metavar="IP",
-        help="This machine's LAN address for browser-microphone live audio (default: detected)."),
-    opt("--ip", metavar="IP", help="Public IP of this server (HTTPS with a self-signed certificate)."),
-    opt("--domain", metavar="NAME", help="Public domain name (HTTPS with a real certificate)."),
-    opt("--tunnels", metavar="TCP,UDP",
-        help="Both tunnel addresses, e.g. my-tunnel.example.com:9055,udp-host.example.com:14139."),
-    opt("--tunnel-tcp", metavar="HOST:PORT", help="TCP tunnel address (forwarded to local port 443)."),
-    opt("--tunnel-udp", metavar="HOST:PORT", help="UDP tunnel address (LiveKit media)."),
-    opt("--tunnel-udp-local", metavar="PORT", type=int,
-        help="Local port the UDP tunnel agent forwards to, when it differs from the public port."),
-    opt("--node-ip", metavar="IP",
-        help="IPv4 address LiveKit advertises, instead of resolving the UDP tunnel host."),
-    opt("--dns-server", metavar="HOST[:PORT]",
-        help="Resolver for the UDP tunnel host (e.g. 1.1.1.1) instead of the system's."),
-    opt("--dns-timeout", metavar="SECONDS", type=float,
-        help="Give up resolving the UDP tunnel host after this long (default 5)."),
-    opt("--publish-ip", metavar="IP",
-        help="Host address for Caddy's 80/443 and LiveKit's UDP port (default all; "
-             "127.0.0.1 when the tunnel agent runs on this host)."),
-    opt("--profile", "profile_names", metavar="NAME", multiple=True,
-        help="Turn on any profile by name (repeatable)."),
-    opt("--no-profile", "profiles_off", metavar="NAME", multiple=True,
-        help="Turn off a saved profile by name (repeatable)."),
-    opt("--profiles-dir", "profiles_dirs", metavar="DIR", multiple=True, type=click.Path(path_type=_Path),
-        help="A directory of your own overlays and profiles.toml (repeatable; "
-             "the env variable takes a ':'-separated list)."),
-    opt("--scale", "scale", metavar="SERVICE=N", multiple=True,
-        help="Run N copies of a service, e.g. --scale worker=3 (repeatable; saved; on a swarm: "
-             "its replicas)."),
-    opt("--swarm/--no-swarm", "swarm", default=None,
-        help="Deploy on the Docker Swarm this engine manages (docker stack deploy), edge services "
-             "pinned to the node labelled compose-tunnel.edge; --no-swarm: back to docker compose."),
-    click.option("-p", "--project-name", metavar="NAME",
-                 envvar=[ENV + "PROJECT_NAME", "COMPOSE_PROJECT_NAME"],
-                 help="Compose project name (default reflector; also COMPOSE_PROJECT_NAME)."),
-    # Secrets: kept in secrets.toml (0600), never in the saved configuration or any output.
-    opt("--password", metavar="[PASS]", is_flag=False, flag_value=ASK,
-        help="Password auth (login --admin-email); alone, asks for the password without echo."),
-    opt("--no-password", "no_password", is_flag=True, default=None,
-        help="Back to public mode (no login); the stored password hash is kept."),
-    opt("--password-file", metavar="FILE", type=click.Path(dir_okay=False, path_type=_Path),
-        help="Password auth, the password read from FILE."),
-    opt("--hosted-api-key", metavar="KEY", help="API key of the --hosted GPU service."),
-    opt("--hf-token", metavar="TOKEN", help="HuggingFace token for pyannote's gated models (diarization)."),
-    opt("--llm-api-key", metavar="KEY", help="API key of --llm-url."),
-    opt("--adopt", metavar="DIR", type=click.Path(file_okay=False, path_type=_Path),
-        help="Take over an install made by Reflector's setup-selfhosted.sh in the clone DIR: its "
-             "project, database password, keys and token (so its data keeps working)."),
-    opt("--reset", is_flag=True, default=None,
-        help="Start from the defaults instead of the saved configuration (secrets are kept)."),
-]
-CONFIG_PARAMS = [*map(_flag_param, FLAG_PROFILES), "hosted_url", *BACKEND_CHOICES, "gpu_image",
-                 "reflector_source", "llm_url", "llm_model", "admin_email", "lan_ip", "ip", "domain",
-                 "tunnels", "tunnel_tcp", "tunnel_udp", "tunnel_udp_local", "node_ip", "dns_server",
-                 "dns_timeout", "publish_ip", "profile_names", "profiles_dirs", "scale", "swarm", "project_name",
-                 "profiles_off", "no_password", "reset"]
-
-
-def held(workdir: Path) -> "workspace.Workspace":
+def held(workdir: Path) -> Workspace_:
     """The workdir, locked until the command ends (COMPOSE_TUNNEL_LOCK_TIMEOUT: seconds to wait)."""
     import os
 
@@ -186,67 +118,22 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def collect_options(ctx: click.Context, params: dict[str, Any]) -> "Change":
-    """What the given options change in the saved settings (nothing given: a replay).
+def collect_options(ctx: click.Context, params: dict[str, Any]) -> Change:
+    """What the configuration options given on the command line or through COMPOSE_TUNNEL_*
+    change in the saved settings (their defaults are no change)."""
+    from .change import change_from_options
 
-    Only options given on the command line or through COMPOSE_TUNNEL_* count; the rest of the
-    saved configuration is kept."""
-    for name in CONFIG_PARAMS:
-        value = params.get(name)
-        if _given(ctx, name) and (value == "" or (isinstance(value, tuple) and "" in map(str, value))):
-            flag = max(next(o for o in ctx.command.params if o.name == name).opts, key=len)
-            raise UserError(f"{flag} is empty", hint=f"give {flag} a value, or leave the option out")
-    given = {name: params[name] for name in CONFIG_PARAMS if _given(ctx, name)}
-    flags = {_flag_param(name): name for name in FLAG_PROFILES}
-    on = [flags[key] for key, value in given.items() if key in flags and value]
-    off = [flags[key] for key, value in given.items() if key in flags and value is False]
-    options = {key: value for key, value in given.items()
-               if key not in flags and key not in ("profile_names", "profiles_off", "no_password", "reset")}
-    if "swarm" in options:
-        options["target"] = "swarm" if options.pop("swarm") else "compose"
-    profiles = on + list(given.get("profile_names", ()))
-    if profiles:
-        options["profiles"] = profiles
-    if "scale" in options:
-        options["scale"] = list(options["scale"])
-    if "profiles_dirs" in options:
-        options["profiles_dirs"] = [str(p) for p in options["profiles_dirs"]]
-    if options.get("reflector_source"):
-        options["reflector_source"] = str(options["reflector_source"])
-    from .settings import Change
-
-    return Change(given={k: v for k, v in options.items() if v not in (None, "", ())},
-                  profiles_off=tuple(off) + tuple(given.get("profiles_off", ())),
-                  public=bool(given.get("no_password")), reset=bool(given.get("reset")))
+    return change_from_options({name: params[name] for name in options.CONFIG_PARAMS if _given(ctx, name)})
 
 
 def collect_secrets(params: dict[str, Any]) -> dict[str, str]:
-    """The secret options given (the password read or asked for); never saved as settings."""
-    secrets = {name: params[name] for name in ("hosted_api_key", "hf_token", "llm_api_key")
-               if params.get(name)}
-    password, password_file = params.get("password"), params.get("password_file")
-    if password is not None and password_file is not None:
-        raise UserError("--password and --password-file exclude each other", hint="give one of them")
-    if password_file is not None:
-        try:
-            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as error:
-            raise UserError(f"--password-file: cannot read {password_file}: "
-                            f"{getattr(error, 'strerror', None) or error}",
-                            hint="a file holding the password alone, readable by you") from None
-    elif password == ASK:
-        if not sys.stdin.isatty():
-            raise UserError("--password needs a value here (no terminal to ask on)",
-                            hint="use --password-file FILE, or COMPOSE_TUNNEL_PASSWORD")
-        password = click.prompt("admin password", hide_input=True, confirmation_prompt=True)
-    if password is not None:
-        if not password.strip():
-            raise UserError("the admin password is empty", hint="choose a password of 8 characters or more")
-        if len(password) < 8:
-            raise UserError("the admin password is shorter than 8 characters",
-                            hint="choose a longer one")
-        secrets["password"] = password
-    return secrets
+    """The secret options given (the password read, or asked for here without echo)."""
+    from .change import secret_options
+
+    def ask() -> str:
+        return click.prompt("admin password", hide_input=True, confirmation_prompt=True)
+
+    return secret_options(params, ask if sys.stdin.isatty() else None)
 
 
 def report_adopted(prepared: Prepared) -> None:
@@ -648,10 +535,10 @@ def for_interface(text: str) -> str:
 
     if os.environ.get(ENV + "VIA") != "make":
         return text
-    options = {name: param for param in up.params if isinstance(param, click.Option) for name in param.opts}
+    by_flag = {name: param for param in up.params if isinstance(param, click.Option) for name in param.opts}
 
     def is_value(name: str, token: str) -> bool:
-        param = options.get(name)
+        param = by_flag.get(name)
         if param is None or param.is_flag:
             return False
         choices = getattr(param.type, "choices", None)

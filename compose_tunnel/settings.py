@@ -7,7 +7,7 @@ every rule of tunnel-setup.md. Nothing downstream re-validates user input.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -121,7 +121,7 @@ class Settings:
         profiles = tuple(dict.fromkeys(options.get("profiles") or ()))
         for profile, needs in (("tunnel", tunnel_tcp), ("tunnel-udp", tunnel_udp)):
             if profile in profiles and not needs:
-                raise _by_name(profile)
+                raise turned_on_by_name(profile)
         return cls(
             profiles=profiles,
             ip=parse_ip(ip, "--ip") if ip else None,
@@ -337,106 +337,8 @@ def _app_options(options: Mapping[str, Any], profiles: tuple[str, ...]) -> dict[
     return values
 
 
-# --- changing the saved settings ----------------------------------------------------------
-
-ML_PROFILES = ("cpu", "gpu")
-LLM_PROFILES = ("ollama-cpu", "ollama-gpu")
-TUNNEL_KEYS = ("tunnel_tcp", "tunnel_udp", "tunnel_udp_local")
-
-
-@dataclass(frozen=True)
-class Change:
-    """What one command asks of the saved settings: options given (their `profiles` are turned
-    on), profiles turned off (`--no-X`), password auth turned off, or a fresh start (`--reset`).
-
-    Given options override the saved ones and the rest is kept, except where a choice replaces
-    another: a tunnel replaces --ip/--domain (and the reverse), each ML mode (--cpu, --gpu,
-    --hosted) the others with what belonged to them, each LLM source (--ollama-cpu,
-    --ollama-gpu, --llm-url) the others and their model."""
-
-    given: Mapping[str, Any] = field(default_factory=dict)
-    profiles_off: tuple[str, ...] = ()
-    public: bool = False
-    reset: bool = False
-
-    @property
-    def empty(self) -> bool:
-        return not (self.given or self.profiles_off or self.public or self.reset)
-
-
-def apply_change(saved: Settings | None, change: Change) -> Settings:
-    """The settings `change` makes of `saved` (None: nothing saved), validated."""
-    base = {} if change.reset or saved is None else saved.to_options()
-    given = dict(change.given)
-    on = list(dict.fromkeys(given.pop("profiles", None) or ()))
-    for profile in ("tunnel", "tunnel-udp"):
-        if profile in on:
-            raise _by_name(profile)
-    both = [name for name in on if name in change.profiles_off]
-    if both:
-        raise UserError(f"--{both[0]} and --no-{both[0]} both given", hint="keep one of them")
-    profiles = [p for p in base.pop("profiles", []) if p not in change.profiles_off]
-
-    def drop(*keys: str) -> None:
-        for key in keys:
-            base.pop(key, None)
-
-    if given.get("tunnels") or given.get("tunnel_tcp") or given.get("tunnel_udp"):
-        drop("ip", "domain", *(TUNNEL_KEYS if given.get("tunnels") else ()))
-        if given.get("tunnel_udp"):
-            drop("tunnel_udp_local")
-    if given.get("ip") or given.get("domain"):
-        drop("ip", "domain", *TUNNEL_KEYS)
-    old_ml = ml_mode(tuple(profiles), base.get("hosted_url"))
-    chosen_ml = [p for p in on if p in ML_PROFILES] + (["hosted"] if given.get("hosted_url") else [])
-    if chosen_ml:
-        profiles = [p for p in profiles if p not in ML_PROFILES or p in on]
-        drop("hosted_url")
-    if "gpu" not in profiles and "gpu" not in on:
-        drop("gpu_image", "reflector_source")
-    new_ml = ml_mode(tuple(profiles + on), given.get("hosted_url") or base.get("hosted_url"))
-    if new_ml != old_ml:
-        drop(*BACKEND_CHOICES)
-    old_llm = _llm_source(profiles, base)
-    if [p for p in on if p in LLM_PROFILES] or given.get("llm_url"):
-        profiles = [p for p in profiles if p not in LLM_PROFILES or p in on]
-        drop("llm_url")
-    if _llm_source(profiles + on, {**base, **given}) != old_llm and "llm_model" not in given:
-        drop("llm_model")
-    if change.public:
-        if given.get("auth") == "password":
-            raise UserError("--password and --no-password both given", hint="keep one of them")
-        drop("admin_email")
-        base["auth"] = "public"
-    if "scale" in given:  # a service's count replaces its saved one; the others are kept
-        given["scale"] = [f"{name}={count}" for name, count in
-                          {**parse_scale(base.get("scale", ())), **parse_scale(given["scale"])}.items()]
-    options = {**base, **given, "profiles": list(dict.fromkeys(profiles + on))}
-    return Settings.from_options(options)
-
-
-def _by_name(profile: str) -> UserError:
+def turned_on_by_name(profile: str) -> UserError:
+    """The error for a profile asked by name that only its address turns on."""
     flag = {"tunnel": "--tunnel-tcp HOST:PORT", "tunnel-udp": "--tunnel-udp HOST:PORT"}[profile]
     return UserError(f"profile {profile!r} is turned on by its address, not by name",
                      hint=f"give {flag} (or --tunnels TCP,UDP) instead of --profile {profile}")
-
-
-def _llm_source(profiles: list[str], options: Mapping[str, Any]) -> str | None:
-    """Which kind of LLM: a local Ollama (which one), an external API, or none."""
-    return next((p for p in profiles if p in LLM_PROFILES), None) or (
-        "external" if options.get("llm_url") else None)
-
-
-def describe_change(old: Settings | None, new: Settings) -> list[str]:
-    """One line per difference, e.g. `tunnel_tcp: a:1 -> c:3`, `+ ollama-cpu`, `- cpu`."""
-    before = old.to_options() if old else {}
-    after = new.to_options()
-    lines = [f"- {p}" for p in before.get("profiles", []) if p not in after.get("profiles", [])]
-    lines += [f"+ {p}" for p in after.get("profiles", []) if p not in before.get("profiles", [])]
-    for key in dict.fromkeys([*before, *after]):
-        if key == "profiles" or before.get(key) == after.get(key):
-            continue
-        shown = [", ".join(v) if isinstance(v, list) else "(none)" if v is None else str(v)
-                 for v in (before.get(key), after.get(key))]
-        lines.append(f"{key}: {shown[0]} -> {shown[1]}")
-    return lines

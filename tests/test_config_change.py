@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from compose_tunnel.change import Change, apply_change, change_from_options, describe_change, secret_options
 from compose_tunnel.errors import UserError
-from compose_tunnel.settings import Change, Settings, apply_change, describe_change
+from compose_tunnel.settings import Settings
 
 from test_generate import run
 
@@ -140,9 +141,36 @@ def test_cli_refuses_a_change_that_contradicts_itself_and_writes_nothing(tmp_pat
 
 
 def test_run_only_options_are_not_settings():
-    from compose_tunnel.cli import CONFIG_PARAMS
+    from compose_tunnel.options import CONFIG_PARAMS
 
     assert not {"dry_run", "pull", "build", "wait_timeout", "workdir"} & set(CONFIG_PARAMS)
+    assert not {"password", "password_file", "hf_token", "llm_api_key", "hosted_api_key", "adopt"} & set(CONFIG_PARAMS)
+
+
+def test_the_options_given_read_into_a_change_without_click(tmp_path):
+    """What the command line hands over (the options given, by parameter) is read in `change`."""
+    assert change_from_options({}) == Change() and Change().empty
+    assert change_from_options({"cpu": True, "ollama_cpu": True, "livekit": False, "profile_names": ("x",),
+                                "profiles_off": ("garage",), "swarm": False, "scale": ("worker=2",),
+                                "profiles_dirs": (tmp_path,), "no_password": True}) == Change(
+        given={"target": "compose", "scale": ["worker=2"], "profiles_dirs": [str(tmp_path)],
+               "profiles": ["cpu", "ollama-cpu", "x"]},
+        profiles_off=("livekit", "garage"), public=True)
+    with pytest.raises(UserError, match="^--project-name is empty "):
+        change_from_options({"project_name": ""})
+    with pytest.raises(UserError, match="^--profile is empty "):
+        change_from_options({"profile_names": ("a", "")})
+
+
+def test_secret_options_read_the_password_or_ask_for_it(tmp_path):
+    assert secret_options({"hf_token": "hf_1", "llm_api_key": None}, None) == {"hf_token": "hf_1"}
+    (tmp_path / "pass").write_text("long-enough\n")
+    assert secret_options({"password_file": tmp_path / "pass"}, None) == {"password": "long-enough"}
+    assert secret_options({"password": "\0ask"}, lambda: "asked-for-it") == {"password": "asked-for-it"}
+    with pytest.raises(UserError, match="no terminal to ask on"):
+        secret_options({"password": "\0ask"}, None)
+    with pytest.raises(UserError, match="shorter than 8 characters"):
+        secret_options({"password": "short"}, None)
 
 
 def test_the_secrets_scan_catches_a_leak(tmp_path, secrets_never_printed):

@@ -214,7 +214,7 @@ def test_the_products_profiles_translate_from_composes_own_model(tmp_path, compo
 
 
 def test_scale_is_saved_changed_per_service_and_checked(tmp_path, compose_bin):
-    from compose_tunnel.settings import Change, apply_change
+    from compose_tunnel.change import Change, apply_change
 
     saved = apply_change(None, Change(given={"scale": ["worker=3", "beat=1"]}))
     assert saved.scale == ("beat=1", "worker=3") and saved.to_args() == ["--scale", "beat=1", "--scale", "worker=3"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..settings import Change
+from ..change import Change
 from ..workspace import Workspace
 from .prepare import Prepared, prepare, write
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import state
+from ..change import Change, apply_change, describe_change
 from ..errors import UserError
 from ..plan import Plan
 from ..planner import make_plan
 from ..profiles import load_catalog
 from ..renderers import COMPOSE, render_compose, render_config
-from ..settings import Change, Settings, apply_change, describe_change
+from ..settings import Settings
 from ..state import Secrets
 from ..workspace import FileContent, Workspace
 

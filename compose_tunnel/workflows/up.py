@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .. import state
+from ..change import Change
 from ..choices import DEFAULT_WAIT_SECONDS
 from ..renderers import COMPOSE, DOTENV
-from ..settings import Change
 from ..workspace import Workspace
 from .prepare import Prepared, prepare, render, write
 from .stacks import APPLIED_COMPOSE, APPLIED_DOTENV, stack_for
