@@ -7,7 +7,6 @@ by the commands that talk to Docker, so `--help` and `generate` stay fast.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -288,39 +287,12 @@ def start(action: Callable[[], UpResult]) -> UpResult:
 
 
 def print_access(result: UpResult) -> None:
-    from .renderers import HATCHET_DASHBOARD_URL
-    from .services import HATCHET_DASHBOARD_PORT
+    from .workflows.access import access_lines
 
-    plan = result.prepared.plan
     phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timeline)
     click.echo(f"ready in {result.seconds_to_ready:.1f}s ({phases})")
-    click.echo(f"  app and API:        {plan.urls.app}")
-    login = "Hatchet's first login: admin@example.com / Admin123!! - change it"
-    if plan.settings.target == "swarm":  # Swarm cannot publish on loopback only
-        click.echo(f"  Hatchet dashboard:  not published on a swarm; from this machine: "
-                   f"docker run --rm -it --network {plan.settings.project_name}_default -p "
-                   f"127.0.0.1:{HATCHET_DASHBOARD_PORT}:{HATCHET_DASHBOARD_PORT} alpine/socat "
-                   f"TCP-LISTEN:{HATCHET_DASHBOARD_PORT},fork TCP:hatchet:{HATCHET_DASHBOARD_PORT}, "
-                   f"then open {HATCHET_DASHBOARD_URL} ({login})")
-    else:
-        click.echo(
-            f"  Hatchet dashboard:  {HATCHET_DASHBOARD_URL} on this machine only (plain HTTP); from "
-            f"another: ssh -L {HATCHET_DASHBOARD_PORT}:127.0.0.1:{HATCHET_DASHBOARD_PORT} USER@THIS-HOST, "
-            f"then open it ({login})"
-        )
-    if plan.media:
-        click.echo(f"  LiveKit signaling:  {plan.urls.livekit}")
-        if plan.media.udp_port is not None:
-            click.echo(
-                f"  UDP to forward:     tunnel public port {plan.media.udp_port} -> local port "
-                f"{plan.media.udp_local_port}/udp; LiveKit advertises node_ip {plan.media.node_ip}"
-            )
-    if plan.has("caddy") and not plan.settings.domain:
-        click.echo(
-            "  TLS: the certificate is self-signed (Caddy's internal CA); participants accept the "
-            "browser warning once. Safari/iOS need Caddy's root CA trusted (caddy_data volume, "
-            "/data/caddy/pki/authorities/local/root.crt)."
-        )
+    for line in access_lines(result.prepared.plan):
+        click.echo(line)
 
 
 @cli.command()
@@ -481,83 +453,47 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def config_show(workdir: Path, as_json: bool) -> None:
     """Print the saved settings and which secrets exist (values masked)."""
-    from . import state
+    from .workflows.config import configuration_file, saved_configuration
 
     workspace = Workspace(workdir)
-    settings = state.load_settings(workspace)
-    secrets = state.load_secrets(workspace)
-    data = {
-        "workdir": str(workdir),
-        "settings": settings.to_options() if settings else None,
-        "flags": " ".join(settings.to_args()) if settings else None,
-        "secrets": {name: "********" for name in sorted(secrets.values)},
-    }
+    data = saved_configuration(workspace)
     if as_json:
         import json
 
         click.echo(json.dumps(data, indent=2))
         return
-    if settings is None:
+    if data["settings"] is None:
         click.echo(f"no saved configuration in {workdir}")
     else:
-        click.echo(f"saved configuration ({workspace.path(state.CONFIG)}):")
+        click.echo(f"saved configuration ({configuration_file(workspace)}):")
         click.echo(f"  flags: {data['flags'] or '(defaults)'}")
         for key, value in data["settings"].items():
             click.echo(f"  {key} = {value}")
-    if secrets.values:
-        click.echo("secrets (masked): " + ", ".join(sorted(secrets.values)))
+    if data["secrets"]:
+        click.echo("secrets (masked): " + ", ".join(data["secrets"]))
 
 
 @config.command("reset")
 @workdir_option
 def config_reset(workdir: Path) -> None:
     """Forget the saved settings (generated files and secrets are kept)."""
-    from . import state
+    from .workflows.config import forget_configuration
 
-    workspace = held(workdir)
-    if workspace.read(state.CONFIG) is None:
+    if forget_configuration(held(workdir)):
+        click.echo(f"forgot the saved configuration in {workdir}")
+    else:
         click.echo(f"no saved configuration in {workdir}")
-        return
-    workspace.remove(state.CONFIG)
-    click.echo(f"forgot the saved configuration in {workdir}")
-
-
-MAKE_TARGETS = {"up": "up", "down": "down", "rebuild": "rebuild", "status": "status", "logs": "logs",
-                "generate": "generate", "config show": "config"}
-_COMMAND = r"`?compose-tunnel (config show|up|down|rebuild|status|logs|generate)\b`?"
-_FLAG = r"(--[a-z][a-z0-9-]*)( [^\s]+)?"
 
 
 def for_interface(text: str) -> str:
-    """A hint in the words of the interface in use: `make` users (the Makefile sets
-    COMPOSE_TUNNEL_VIA=make) set TUNNELS=, WORKDIR= or ARGS="--flag VALUE", and run make targets."""
-    import os
-
+    """A hint in the words of the interface in use (`make`'s, see interface.py, or as it is)."""
     if os.environ.get(ENV + "VIA") != "make":
         return text
-    by_flag = {name: param for param in up.params if isinstance(param, click.Option) for name in param.opts}
+    from .interface import in_make_words
 
-    def is_value(name: str, token: str) -> bool:
-        param = by_flag.get(name)
-        if param is None or param.is_flag:
-            return False
-        choices = getattr(param.type, "choices", None)
-        return bool(re.search(r"[A-Z0-9:./,=]", token)) or token in (choices or ())
-
-    def flag(match: re.Match) -> str:
-        name, rest = match.group(1), match.group(2) or ""
-        value = rest.strip().rstrip(",;.)")
-        if not (value and is_value(name, value)):
-            if name in ("--tunnels", "--workdir"):
-                return name[2:].upper() + rest
-            return f'ARGS="{name}"{rest}'
-        suffix = rest.strip()[len(value):]
-        if name in ("--tunnels", "--workdir"):
-            return f"{name[2:].upper()}={value}{suffix}"
-        return f'ARGS="{name} {value}"{suffix}'
-
-    text = re.sub(_FLAG, flag, text)
-    return re.sub(_COMMAND, lambda m: f"`make {MAKE_TARGETS[m.group(1)]}`", text)
+    value_flags = {name: tuple(getattr(param.type, "choices", None) or ()) for param in up.params
+                   if isinstance(param, click.Option) and not param.is_flag for name in param.opts}
+    return in_make_words(text, value_flags)
 
 
 def main() -> None:
