@@ -1,8 +1,10 @@
 """Workflows the commands run: plain functions over a workspace, no Click, one module per
-command (or per step several commands share).
+command (or per part several commands share: prepare, stacks, steps, startorder, access).
 
 Data flows one way: options -> Settings (the saved ones, changed by the options) -> Plan ->
-rendered files -> stack. The modules here sit above the core (settings, plan, renderers, stack)
-and below the command line; none is imported by what it uses. This file imports nothing, so a
-command loads only its own workflow: `generate` never pays for what runs a stack.
+rendered files -> stack. These modules sit between the command line, which imports them where a
+command runs, and the core (settings, plan, renderers, stack), which imports none of them; among
+themselves they import one way too. A new command gets a module of its own here and its Click
+command in cli.py. This file imports nothing, so a command loads only its own workflow:
+`generate` never pays for what runs a stack.
 """
