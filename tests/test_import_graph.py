@@ -261,3 +261,14 @@ def test_an_import_the_check_cannot_follow_fails_it(tmp_path):
                                     "importlib.import_module(name)\n"})
     with pytest.raises(Unfollowable, match=r"a.py:3: import_module\(\) of a name not written out"):
         import_graph(root)
+
+
+def test_every_package_of_the_source_is_installed():
+    """A package of modules (workflows/) that pyproject.toml does not list would be left out
+    of an installed copy, though an editable checkout finds it."""
+    import tomllib
+
+    root = Path(compose_tunnel.__file__).parent
+    listed = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = {name for name, (_path, is_package) in modules_of(root).items() if is_package}
+    assert "compose_tunnel.workflows" in found and found <= set(listed)
