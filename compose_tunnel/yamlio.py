@@ -67,6 +67,17 @@ class Override(Tagged):
     """A node tagged `!override`: the merge replaces the earlier value wholesale."""
 
 
+def plain(value: Any) -> Any:
+    """A loaded document as Compose validates it: `!reset` entries gone, `!override` unwrapped."""
+    if isinstance(value, Override):
+        return plain(value.value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if not isinstance(v, Reset)}
+    if isinstance(value, list):
+        return [plain(v) for v in value if not isinstance(v, Reset)]
+    return value
+
+
 # --- Go's scalar resolution ---------------------------------------------------
 
 _NULLS = {"", "~", "null", "Null", "NULL"}
@@ -226,21 +237,25 @@ class _GoConstructor(SafeConstructor):
             node.value = merged + explicit
 
     def construct_tagged(self, node: Node) -> Any:
+        """go-yaml reads a scalar under a tag it does not know (`!override 5`, `!foo true`) as
+        the string it is written as; a mapping or sequence as an untagged one."""
         if isinstance(node, ScalarNode):
-            # go-yaml resolves a scalar under a custom tag like an untagged plain one.
-            return resolve_plain(node.value) if not node.style else node.value
+            return node.value
         if isinstance(node, SequenceNode):
             return self.construct_sequence(node, deep=True)
         return self.construct_mapping(node, deep=True)
 
     def construct_reset(self, node: Node) -> Reset:
+        """What a `!reset` tags is dropped unread: its value is kept for show, as written plain."""
+        if isinstance(node, ScalarNode):
+            return Reset(resolve_plain(node.value) if not node.style else node.value)
         return Reset(self.construct_tagged(node))
 
     def construct_override(self, node: Node) -> Override:
         return Override(self.construct_tagged(node))
 
     def construct_unknown(self, suffix, node):  # noqa: ANN001, ANN201
-        """Compose ignores unknown local tags: the node keeps its plain value."""
+        """Compose ignores unknown local tags: the node keeps its value (a scalar, as a string)."""
         return self.construct_tagged(node)
 
 
@@ -377,6 +392,84 @@ MAX_DEPTH = 200
 HOSTILE_HINT = "compose-tunnel reads no compose file this large; write the values out, or split it"
 
 
+class _AliasCycle(UserError):
+    """An alias inside the node it names."""
+
+
+def _walk_as_compose(root: Node, source: str) -> None:
+    """Compose's own walk of a file before it decodes it (compose-go's ResetProcessor): every
+    alias is followed where it is used; one used again at a path inside (or around) the path of
+    an earlier use in the same service is a cycle, which Compose refuses, even where the
+    document has none (an anchor merged into a service with `<<` and aliased inside it too).
+    What a `!reset` tags is dropped unread, cycles included; an `!override`d value is not walked
+    (its own cycles fail when Compose decodes it, as in `_check_expansion`)."""
+    reached: set[int] = set()
+    uses: dict[int, list[str]] = {}
+    budget = MAX_EXPANDED_NODES
+    stack: list[tuple[Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise UserError(f"{source}: line {node.start_mark.line + 1}: YAML aliases expand to "
+                            f"more than {MAX_EXPANDED_NODES:,} nodes (an alias bomb?)", hint=HOSTILE_HINT)
+        if ".<<" in path:
+            path = path.replace(".<<", "", 1)
+        if id(node) in reached:  # an alias of a node walked before
+            for earlier in uses.get(id(node), []):
+                if earlier == path or "<<" in earlier or "<<" in path:
+                    continue
+                if (path.startswith(earlier + ".") or earlier.startswith(path + ".")) \
+                        and not _in_different_services(path, earlier):
+                    raise UserError(f"{source}: line {node.start_mark.line + 1}: cycle detected: node at path "
+                                    f"{path} references node at path {earlier}",
+                                    hint="an alias cannot be used inside what it names (nor, in a "
+                                         "service, an anchor merged with << and aliased in it too)")
+            uses.setdefault(id(node), []).append(path)
+        reached.add(id(node))
+        if node.tag == RESET_TAG:
+            if _cyclic(node):
+                node.value = [] if isinstance(node, (MappingNode, SequenceNode)) else node.value
+            continue
+        if node.tag == OVERRIDE_TAG:
+            continue
+        if isinstance(node, MappingNode):
+            children = [(v, f"{path}.{k.value}" if path else str(k.value)) for k, v in node.value]
+        elif isinstance(node, SequenceNode):
+            children = [(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(node.value)]
+        else:
+            continue
+        stack.extend(reversed(children))
+
+
+def _in_different_services(first: str, second: str) -> bool:
+    one, two = first.split("."), second.split(".")
+    for index in range(min(len(one), len(two))):
+        if one[index] == "services" and index + 1 < len(one) and two[index] == "services" \
+                and index + 1 < len(two):
+            return one[index + 1] != two[index + 1]
+    return False
+
+
+def _cyclic(root: Node) -> bool:
+    """Whether a node contains an alias of itself or of a node around it (below it)."""
+    state: dict[int, bool] = {}  # False: on the current path; True: done
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            state[id(node)] = True
+            continue
+        if state.get(id(node)) is False:
+            return True
+        if id(node) in state:
+            continue
+        state[id(node)] = False
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+    return False
+
+
 def _check_expansion(root: Node, source: str) -> None:
     """Refuse a document whose aliases expand beyond bounds (billion laughs), before anything
     expands them: sizes are counted once per node, so this takes time linear in the text."""
@@ -388,7 +481,7 @@ def _check_expansion(root: Node, source: str) -> None:
         node, done = stack.pop()
         if done:
             on_path.discard(id(node))
-            children = _children(node)
+            children = [child for child in _children(node) if child.tag != RESET_TAG]
             sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_EXPANDED_NODES + 1)
             depths[id(node)] = 1 + max((depths[id(c)] for c in children), default=0)
             if sizes[id(node)] > MAX_EXPANDED_NODES:
@@ -401,11 +494,12 @@ def _check_expansion(root: Node, source: str) -> None:
         if id(node) in sizes:
             continue
         if id(node) in on_path:
-            raise UserError(f"{source}: line {node.start_mark.line + 1}: YAML alias cycle detected "
-                            "(an alias inside the node it refers to)", hint="an anchor cannot contain its own alias")
+            raise _AliasCycle(f"{source}: line {node.start_mark.line + 1}: YAML alias cycle detected: "
+                            "an anchor's value contains itself", hint="an anchor cannot contain its own alias")
         on_path.add(id(node))
         stack.append((node, True))
-        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+        stack.extend((child, False) for child in _children(node)
+                     if id(child) not in sizes and child.tag != RESET_TAG)
 
 
 def _children(node: Node) -> list[Node]:
@@ -441,7 +535,12 @@ def load_compose_text(text: str, source: str = "<string>") -> dict:
         root = loader.get_single_node()
         if root is None:
             return {}  # Compose accepts an empty (or comment-only) file as an empty overlay
-        _check_expansion(root, source)
+        try:
+            _check_expansion(root, source)
+        except _AliasCycle:
+            _walk_as_compose(root, source)  # Compose's words for the cycles its walk finds
+            raise
+        _walk_as_compose(root, source)
         _check_keys(root, source)
         _detach_resets_from_aliases(root)
         data = loader.construct_document(root)
