@@ -20,7 +20,9 @@ for a merged.yml written in the same project directory as a.yml. The rules:
   key=value fields (environment, labels, build.args, sysctls, …) accepted as a
   list or a map, depends_on/networks in short or long form, logging options
   dropped when the driver changes, build as a string or a mapping, each ulimit
-  replaced whole, network ipam config merged by subnet;
+  replaced whole, network ipam config merged by subnet; and where Compose has made the
+  earlier files canonical by then in a way that changes the merge, as it has: `gpus: all` is
+  a list of one request, a resource's `external: {name: N}` is `external: true, name: N`;
 * `!reset` removes what earlier files set at that path, `!override` replaces it;
 * `extends` is resolved in each file before that file is merged, as Compose does, and so is
   `include` (module `include`): a base or an included project read from another file comes
@@ -493,6 +495,9 @@ class _Merger:
         for pattern, special in _rules_for(_SPECIALS_BY_LAST, path):
             if _matches(path, pattern):
                 return special(self, base, over, path)
+        return self.generic(base, over, path)
+
+    def generic(self, base: Any, over: Any, path: Path) -> Any:
         if over is None:
             return base
         if isinstance(base, dict):
@@ -541,6 +546,23 @@ class _Merger:
         """A short-form entry merges as `condition: service_started, required: true`."""
         base, over = _as_mapping(base, _DEPENDS_ON_DEFAULT), _as_mapping(over, _DEPENDS_ON_DEFAULT)
         return self.merge_mappings(base, over, path)
+
+    def gpus(self, base: Any, over: Any, path: Path) -> Any:
+        """Compose has made the earlier `gpus: all` a list of one request by then."""
+        return self.generic([{"count": "all"}] if isinstance(base, str) else base, over, path)
+
+    def resources(self, base: Any, over: Any, path: Path) -> Any:
+        """A resource defined again: Compose has made the earlier `external: {name: N}` into
+        `external: true, name: N` by then."""
+        if isinstance(base, dict) and isinstance(over, dict):
+            for name in over:
+                resource = base.get(name)
+                if isinstance(resource, dict) and isinstance(resource.get("external"), dict):
+                    flagged = {**resource, "external": True}
+                    if "name" in resource["external"]:
+                        flagged.setdefault("name", resource["external"]["name"])
+                    base[name] = flagged
+        return self.generic(base, over, path)
 
     def to_mapping(self, base: Any, over: Any, path: Path) -> dict:
         return self.merge_mappings(_as_mapping(base, None), _as_mapping(over, None), path)
@@ -608,6 +630,8 @@ _SPECIALS: list[tuple[Path, Callable[..., Any]]] = [
     (_pattern("services.*.logging"), _Merger.logging),
     (_pattern("services.*.models"), _Merger.to_mapping),
     (_pattern("services.*.networks"), _Merger.to_mapping),
+    (_pattern("services.*.gpus"), _Merger.gpus),
+    *((_pattern(kind), _Merger.resources) for kind in ("volumes", "networks", "secrets", "configs")),
 ]
 
 
