@@ -154,7 +154,7 @@ def report_settings(prepared: Prepared) -> None:
 
 
 def show_version(ctx: click.Context) -> None:
-    from .validate import schema_version
+    from .schema import schema_version
 
     click.echo(f"compose-tunnel {__version__}")
     click.echo(schema_version())

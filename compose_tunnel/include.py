@@ -5,8 +5,9 @@ own `include` and `extends` resolved, its relative paths against its project dir
 first file's, or `project_directory`), its variables from the including project then its
 `env_file` (by default the `.env` of its project directory) — and its services, networks,
 volumes, secrets, configs and models are added to the including file. One that the including
-file defines too is an error, unless both are the same. A file given after the including one
-may still change an imported resource: it is merged later, as any overlay.
+file defines too is an error, unless the including file writes it as Compose holds the imported
+one (in its canonical form: `image: x` is, `ports: ["80:80"]` is not). A file given after the
+including one may still change an imported resource: it is merged later, as any overlay.
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ RESOURCE_KINDS = ("services", "networks", "volumes", "secrets", "configs", "mode
 
 def import_includes(doc: dict, source: str, directory: Path, reading: Reading) -> None:
     """Replace `doc`'s `include` by the resources it imports, in place."""
-    entries = doc.pop("include")
+    entries = doc.pop("include", None)
+    if entries is None:
+        return
     if not isinstance(entries, list):
-        raise UserError(f"{source}: include must be a list", hint="include: [path/to/compose.yml]")
+        raise UserError(f"{source}: `include` must be a list", hint="include: [path/to/compose.yml]")
+    imported_here: set[tuple[str, str]] = set()
     for entry in entries:
-        project = _load_project(_entry(entry, source), source, directory, reading)
+        entry = _entry(entry, source)
+        if not entry["paths"]:  # Compose imports nothing, once it has found the env files
+            _environment(entry["env_files"], directory, directory, source)
+            continue
+        project = _load_project(entry, source, directory, reading)
         for kind in RESOURCE_KINDS:
             imported = project.get(kind) or {}
             if not imported:
@@ -38,23 +46,49 @@ def import_includes(doc: dict, source: str, directory: Path, reading: Reading) -
             own = doc.get(kind)
             own = own if isinstance(own, dict) else {}
             for name, definition in imported.items():
-                if name in own and own[name] != definition:
+                if name in own and not _same(kind, name, own[name], definition,
+                                             again=(kind, name) in imported_here):
                     raise UserError(f"{source}: {kind}.{name} conflicts with imported resource",
                                     hint="rename it, or change it in the included file (or in a "
                                          "file given after this one)")
                 own[name] = definition
+                imported_here.add((kind, name))
             doc[kind] = own
+
+
+def _same(kind: str, name: str, own: Any, imported: Any, again: bool) -> bool:
+    """Whether Compose takes a resource the including file defines (or an earlier include
+    imported) for the one it imports: only if it is written exactly as Compose holds the
+    imported one (canonical, with its defaults)."""
+    import copy
+
+    if again:  # both as Compose holds them
+        return own == imported
+
+    from .canonical import canonical, set_defaults
+    from .interpolation import interpolate
+    from .model import ModelError
+    from .unicity import unique
+
+    try:
+        theirs = set_defaults(unique(canonical(unique(interpolate({kind: {name: copy.deepcopy(imported)}})))))
+        mine = interpolate({kind: {name: own}})
+    except ModelError:
+        return own == imported
+    return mine[kind][name] == theirs[kind][name]
 
 
 def _entry(entry: Any, source: str) -> dict:
     if isinstance(entry, str):
         entry = {"path": entry}
-    if not isinstance(entry, dict) or "path" not in entry:
-        raise UserError(f"{source}: an include entry needs a path", hint="include: [path/to/compose.yml]")
-    paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+    if not isinstance(entry, dict):
+        raise UserError(f"{source}: an include entry is a path or a mapping, not {entry!r}",
+                        hint="include: [path/to/compose.yml]")
+    path = entry.get("path")
+    paths = path if isinstance(path, list) else [] if path is None else [path]
     env_files = entry.get("env_file")
     env_files = env_files if isinstance(env_files, list) else [] if env_files is None else [env_files]
-    for value in [*paths, *env_files, entry.get("project_directory", "")]:
+    for value in [*paths, *env_files, entry.get("project_directory") or ""]:
         if not isinstance(value, str):
             raise UserError(f"{source}: include paths must be strings, not {value!r}",
                             hint="include: [{path: compose.yml, env_file: .env, project_directory: .}]")
@@ -80,17 +114,18 @@ def _load_project(entry: dict, source: str, directory: Path, reading: Reading) -
         if not path.is_file():
             raise UserError(f"{source}: include {path}: no such file",
                             hint=f"include paths are read from {directory}")
-    project_dir = main.parent
+    project_dir = paths_dir = main.parent
     if entry["project_directory"]:
-        project_dir = resolve(directory, entry["project_directory"])
+        project_dir = paths_dir = resolve(directory, entry["project_directory"])
+        if not project_dir.is_dir():  # Compose then takes the directory it would be in for them
+            paths_dir = resolve(directory, os.path.dirname(entry["project_directory"]))
     env = _environment(entry["env_files"], project_dir, directory, source)
-    docs = [reading.load(path) for path in paths]
     saved, reading.including = reading.including, [*chain, main]
     try:
-        project = merge_documents(docs, [os.fspath(p) for p in paths], [project_dir] * len(docs), reading)
+        project = merge_documents(list(paths), [os.fspath(p) for p in paths], [project_dir] * len(paths), reading)
     finally:
         reading.including = saved
-    rebase_document(project, project_dir)
+    rebase_document(project, paths_dir)
     if env:
         project = bind(project, env)
         for service in (project.get("services") or {}).values():

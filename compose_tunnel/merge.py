@@ -46,8 +46,6 @@ extended or included file cannot be made absolute (it stays as written).
 from __future__ import annotations
 
 import copy
-import ipaddress
-import json
 import math
 import os
 import re
@@ -56,13 +54,10 @@ from pathlib import Path as Path_
 from typing import Any
 
 from .errors import UserError
+from .ports import parse_port
 from .yamlio import Override, Reset, load_compose_text, no_cycle_collection, read_compose_text
 
 Path = tuple  # of mapping keys (str) and sequence indexes (int)
-
-TOP_LEVEL_KEYS = (
-    "version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models",
-)  # fmt: skip
 
 
 def merge_files(paths: list[str | os.PathLike],
@@ -70,25 +65,21 @@ def merge_files(paths: list[str | os.PathLike],
                 reference_dir: Callable[[Path_], Path_] | None = None) -> dict:
     """Load, validate and merge compose files; the first is the base, the others overlay it.
 
-    Each file is checked against the Compose schema, as Compose checks each file before
-    merging, except the `trusted` ones (the built-in profiles: the tests validate those); the
-    result with the checks Compose makes on a project (references to undefined things).
+    The project is validated as Compose validates it (module `validate`): after each file, and
+    whole at the end. Files for which `trusted` is true (the built-in profiles: the tests check
+    them in every combination) are known valid: a merge of them alone is not validated.
     `extends.file` and `include` paths in a file resolve against `reference_dir(file)`: by
     default the project directory (the first file's), as Compose resolves them. Files reached
     through them are merged in, so the result refers to no other compose file."""
-    from .validate import check_merged, check_project
-
     paths = [Path_(p) for p in paths]
     project_dir = paths[0].parent.absolute() if paths else Path_.cwd()
     directory_of = reference_dir or (lambda path: project_dir)
-    reading = Reading(trusted)
+    reading = Reading(trusted, validating=not all(trusted(p) for p in paths))
     with no_cycle_collection():
-        docs = [reading.load(path) for path in paths]
-        merged = merge_documents(docs, [os.fspath(p) for p in paths],
-                                 [Path_(directory_of(p)).absolute() for p in paths], reading)
-    if reading.checked:
-        check_merged(merged, reading.files)
-    check_project(merged, reading.files)
+        merged, validation = _merge(paths, [os.fspath(p) for p in paths],
+                                    [Path_(directory_of(p)).absolute() for p in paths], reading)
+        if validation is not None:
+            validation.finish_project()
     return merged
 
 
@@ -97,27 +88,23 @@ MAX_CHAIN = 64  # extends and include depth, well within Python's recursion limi
 
 
 class Reading:
-    """The files one merge reads: validated once each, kept for locating errors in them."""
+    """The files one merge reads, kept for locating errors in them; whether it validates."""
 
-    def __init__(self, trusted: Callable[[Path_], bool] = lambda path: False) -> None:
+    def __init__(self, trusted: Callable[[Path_], bool] = lambda path: False, validating: bool = True) -> None:
         self.trusted = trusted
+        self.validating = validating
+        self.validation: Any = None  # the merge's Validation, while it validates
         self.files: list[tuple[str, str, dict]] = []  # (source, text, document)
-        self.checked = False
         self.extended: dict[Path_, _ServicesFile] = {}
         self.including: list[Path_] = []  # the chain of included files being read, for cycles
 
-    def load(self, path: Path_, check: bool = True) -> dict:
-        from .validate import check_file
-
+    def load(self, path: Path_) -> dict:
         if len(self.files) >= MAX_FILES_READ:
             raise UserError(f"{path}: more than {MAX_FILES_READ} compose files read through include "
                             "and extends", hint="include or extend each file once")
         text = read_compose_text(path)
         doc = load_compose_text(text, os.fspath(path))
         self.files.append((os.fspath(path), text, doc))
-        if check and not self.trusted(Path_(path)):
-            check_file(plain(doc), text, os.fspath(path))
-            self.checked = True
         return doc
 
     def extended_file(self, reference: Any, directory: Path_, source: str, at: str) -> _ServicesFile:
@@ -134,7 +121,9 @@ class Reading:
                 raise UserError(f"{source}: {at} extends {reference!r}: open {path}: no such file",
                                 hint=f"extends.file is read from {directory}")
             tagged: list[Path] = []
-            doc = _strip_tags(self.load(path, check=False), (), tagged)
+            doc = _strip_tags(self.load(path), (), tagged)
+            if self.validation is not None:
+                self.validation.read_alone(doc, os.fspath(path))
             rebase_document(doc, path.parent)
             services = doc.get("services")
             if not isinstance(services, dict):
@@ -144,61 +133,76 @@ class Reading:
         return self.extended[path]
 
 
-def plain(value: Any) -> Any:
-    """A loaded document as Compose validates it: `!reset` entries gone, `!override` unwrapped."""
-    if isinstance(value, Override):
-        return plain(value.value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items() if not isinstance(v, Reset)}
-    if isinstance(value, list):
-        return [plain(v) for v in value if not isinstance(v, Reset)]
-    return value
-
-
-def merge_documents(docs: list[dict], sources: list[str] | None = None,
+def merge_documents(docs: list[dict | Path_], sources: list[str] | None = None,
                     reference_dirs: list[Path_] | None = None, reading: Reading | None = None) -> dict:
-    """Merge loaded compose documents (as `yamlio.load_compose_text` returns them).
+    """Merge compose documents (as `yamlio.load_compose_text` returns them, or paths, read at
+    their turn), validated as Compose validates a project's files.
 
     `sources` name the documents in error messages; `reference_dirs` are where their
     `extends.file` and `include` paths resolve (the current directory by default). The inputs
     are not modified.
     """
+    return _merge(docs, sources, reference_dirs, reading or Reading())[0]
+
+
+def _merge(docs: list[dict | Path_], sources: list[str] | None, reference_dirs: list[Path_] | None,
+           reading: Reading) -> tuple[dict, Any]:
     sources = sources or [f"<document {i + 1}>" for i in range(len(docs))]
     reference_dirs = reference_dirs or [Path_.cwd()] * len(docs)
-    reading = reading or Reading()
+    validation = None
+    if reading.validating:
+        from .validate import Validation
+
+        validation = Validation(reading.files, _fold)
+    outer, reading.validation = reading.validation, validation
+    try:
+        return _merge_validated(docs, sources, reference_dirs, reading, validation)
+    finally:
+        reading.validation = outer
+
+
+def _merge_validated(docs: list[dict | Path_], sources: list[str], reference_dirs: list[Path_],
+                     reading: Reading, validation: Any) -> tuple[dict, Any]:
     merged: dict = {}
     for doc, source, directory in zip(docs, sources, reference_dirs, strict=True):
+        if not isinstance(doc, dict):
+            doc = reading.load(doc)
         _check_document(doc, source)
         tagged: list[Path] = []
         doc = _strip_tags(doc, (), tagged)
         _apply_extends(_ServicesFile(doc.get("services"), tagged, source, directory), reading)
-        if doc.get("include"):
+        if "include" in doc:
             from .include import import_includes
 
             import_includes(doc, source, directory, reading)
-        for path in tagged:
-            _delete_path(merged, path)
-        merged = _Merger(source).merge_mappings(merged, doc, ())
+        if validation is not None:
+            validation.add(doc, tagged, source, check=not reading.trusted(Path_(source)))
+        merged = _fold(merged, doc, tagged, source)
         for name, service in (merged.get("services") or {}).items():
             if not isinstance(service, dict):  # e.g. `web:` left empty with no earlier web
                 raise UserError(f"{source}: services.{name} must be a mapping",
-                            hint=f"{name}:, then its keys indented below it (image:, ...)")
+                                hint=f"{name}:, then its keys indented below it (image:, ...)")
     merged.pop("version", None)  # obsolete: Compose ignores it and warns
     _enforce_unicity(merged, ())
-    return merged
+    if validation is not None:
+        validation.finish_files()
+    return merged, validation
+
+
+def _fold(merged: dict, doc: dict, tagged: list[Path], source: str) -> dict:
+    """One document merged into what the earlier ones made (in place), as Compose merges it:
+    what its `!reset`/`!override` tags name removed first."""
+    for path in tagged:
+        _delete_path(merged, path)
+    return _Merger(source).merge_mappings(merged, doc, ())
 
 
 # --- checks on each document ---------------------------------------------------
 
 
 def _check_document(doc: dict, source: str) -> None:
-    """The errors Compose raises on a document before or while merging it."""
-    for key in doc:
-        if key not in TOP_LEVEL_KEYS and not key.startswith("x-"):
-            raise UserError(
-                f"{source}: unknown top-level key {key!r}",
-                hint=f"allowed: {', '.join(TOP_LEVEL_KEYS)} and x-* extensions",
-            )
+    """The errors Compose raises on a document before merging it (its shape where its
+    `extends` are resolved)."""
     if "services" not in doc or isinstance(doc["services"], Reset):
         return
     services = _untag(doc["services"])
@@ -210,85 +214,10 @@ def _check_document(doc: dict, source: str) -> None:
         if service is not None and not isinstance(service, dict):
             raise UserError(f"{source}: services.{name} must be a mapping",
                             hint=f"{name}:, then its keys indented below it (image:, ...)")
-        ports = _untag((service or {}).get("ports"))
-        for index, spec in enumerate(ports if isinstance(ports, list) else []):
-            try:
-                parse_port(_untag(spec))
-            except ValueError as exc:
-                shown = json.dumps(spec) if isinstance(spec, str) else repr(spec)
-                raise UserError(
-                    f"{source}: services.{name}.ports[{index}]: invalid port {shown} ({exc})",
-                    hint='e.g. "8080:80", "127.0.0.1:8080:80/tcp" or "9000-9010:9000-9010/udp"',
-                ) from None
 
 
 def _untag(value: Any) -> Any:
     return value.value if isinstance(value, (Reset, Override)) else value
-
-
-# --- short port syntax -----------------------------------------------------------
-
-_PROTOCOLS = ("tcp", "udp", "sctp")
-
-
-def _port_range(text: str) -> tuple[int, int] | None:
-    """Docker's ParsePortRange: `80` or `8000-8010`, each a decimal uint16."""
-    parts = text.split("-")
-    if len(parts) == 1:
-        parts = [text, text]
-    if not all(p.isdigit() and p.isascii() and int(p) <= 65535 for p in parts[:2]):
-        return None
-    start, end = int(parts[0]), int(parts[1])
-    return (start, end) if end >= start else None
-
-
-def parse_port(spec: Any) -> tuple[str, str, int, int, str] | None:
-    """Validate a short port spec like Compose does; return (ip, published, first, last, proto).
-
-    Returns None for what is not short syntax (a long-form mapping) or cannot be
-    checked yet (holds a `$` variable). Raises ValueError with Compose's reason.
-    """
-    if isinstance(spec, dict) or (isinstance(spec, str) and "$" in spec):
-        return None
-    if isinstance(spec, bool) or not isinstance(spec, (int, str)):
-        raise ValueError(f"invalid type {type(spec).__name__} for a port")
-    parts = str(spec).split(":")
-    container = parts[-1]
-    published = parts[-2] if len(parts) >= 2 else ""
-    ip = ":".join(parts[:-2])
-    number, _, proto = container.partition("/")
-    if not number:
-        proto = ""
-    elif not proto:
-        proto = "tcp"
-    if ip.startswith("[") and ip.endswith("]"):
-        ip = ip[1:-1]
-    if ip and not _is_ip(ip):
-        raise ValueError(f"invalid IP address: {ip}")
-    if proto.lower() not in _PROTOCOLS:
-        raise ValueError(f"invalid proto: {proto}")
-    target = _port_range(number)
-    if target is None:
-        raise ValueError(f"invalid containerPort: {number}")
-    if target[0] == 0:
-        raise ValueError("missing a target port")
-    if published:
-        host = _port_range(published)
-        if host is None:
-            raise ValueError(f"invalid hostPort: {published}")
-        if target[1] != target[0] and host[1] - host[0] != target[1] - target[0]:
-            raise ValueError(
-                f"invalid ranges specified for container and host Ports: {number} and {published}"
-            )
-    return ip, published, target[0], target[1], proto
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return "%" not in text
 
 
 # --- !reset / !override ----------------------------------------------------------
@@ -386,22 +315,28 @@ def _extend(file: _ServicesFile, name: str, reading: Reading, chain: list[tuple[
         steps = [f"{service_name} ({Path_(source).name})" for source, service_name in [*chain, link]]
         raise UserError(f"{file.source}: services.{name}: Circular reference in extends: "
                         f"{' -> '.join(steps)}", hint="break the cycle: a service cannot extend itself")
-    ref = extends if isinstance(extends, str) else extends.get("service")
+    ref = extends if isinstance(extends, str) else extends.get("service") if isinstance(extends, dict) else ""
     if not isinstance(ref, str):
-        raise UserError(f"{file.source}: services.{name}: extends.service is required",
+        raise UserError(f"{file.source}: extends.{name}.service is required",
                         hint="name the service to extend: extends: {service: NAME}")
     at = f"services.{name}"
     if isinstance(extends, dict) and "file" in extends:
         target = reading.extended_file(extends["file"], file.directory, file.source, at)
-        if not isinstance(target.services.get(ref), dict):
-            raise UserError(f"{file.source}: cannot extend service {name!r}: service {ref!r} not "
+        if ref not in target.services:
+            raise UserError(f'cannot extend service "{name}" in {file.source}: service "{ref}" not '
                             f"found in {extends['file']}", hint=f"services there: "
                             f"{', '.join(target.services) or 'none'}")
     else:
         target = file
-        if not isinstance(file.services.get(ref), dict):
-            raise UserError(f"{file.source}: cannot extend service {name!r}: service {ref!r} not found",
+        if ref not in file.services:
+            raise UserError(f'cannot extend service "{name}" in {file.source}: service "{ref}" not found',
                             hint="extends without `file:` names a service of the same file")
+    if target.services[ref] is None:  # Compose extends nothing then (and shows `extends` as written)
+        file.services[name] = {k: v for k, v in service.items() if k != "extends"}
+        return file.services[name]
+    if not isinstance(target.services[ref], dict):
+        raise UserError(f"{target.source}: services.{ref} must be a mapping",
+                        hint=f"{ref}:, then its keys indented below it (image:, ...)")
     base = {"services": {name: copy.deepcopy(_extend(target, ref, reading, [*chain, link]))}}
     for path in file.tagged:  # the extending service's !reset/!override apply to its base
         if path[:2] == ("services", name):
@@ -420,7 +355,12 @@ def _matches(path: Path, pattern: Path) -> bool:
 
 
 def go_string(value: Any) -> str:
-    """Go's `%v` of a YAML scalar: how Compose writes a map value into a `k=v` entry."""
+    """Go's `%v` of a YAML value: how Compose writes a map value into a `k=v` entry (a mapping
+    as `map[k:v ...]` in key order, a list as `[a b]`)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_string(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_string(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

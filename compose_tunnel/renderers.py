@@ -17,7 +17,8 @@ from . import envfile, reflector
 from .garage import BUCKET as GARAGE_BUCKET, REGION as GARAGE_REGION
 from .hatchet import TOKEN_SECRET as HATCHET_TOKEN
 from .errors import UserError
-from .merge import merge_files, parse_port
+from .merge import merge_files
+from .ports import parse_port
 from .plan import LIVEKIT_TCP_PORT, Plan
 from .settings import parse_scale
 from .services import (

@@ -1,263 +1,252 @@
-"""Compose validation before anything is written: each input file against the Compose
-Specification's JSON schema, and the merged project with the checks Compose makes on a project.
+"""Compose validation before anything is written: the project as Compose builds it, checked
+where and as Compose checks it, every error pointing into the file a person fixes.
 
-The schema is the copy check-jsonschema maintains (read as a data file; that package is never
-imported), checked with jsonschema-rs (fast, compiled) and, to explain a failure, jsonschema;
-both imported only when a file is validated: the built-in
-profiles are validated by the tests, so `generate` of a stack made of them alone pays nothing.
-An error names the file, line and column, the YAML path and what is wrong, in one line; an
-unknown key gets the nearest known one ("did you mean").
+Compose never checks an overlay on its own: it merges file after file and validates what the
+files made so far (after each file, once de-duplicated), then checks the whole project
+(module `consistency`). A `Validation` follows one merge the same way: `merge` hands it each file
+as it folds it in, with its own folding rules, and this module keeps Compose's model of the
+project beside the merged document (modules `interpolation`, `unicity`, `canonical`) and checks
+it with Compose's schema (module `schema`). An error names the file, line and column of the
+value at fault (the last file that set it; where a merged value came from several files, the
+others too), the YAML path and Compose's words.
+
+The built-in profiles are valid in every combination (the tests check them): a merge of them alone
+makes no model and loads no validator.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.util
-import json
-import re
-from pathlib import Path
-from typing import Any, Iterable
+from pathlib import Path as FilePath
+from typing import Any, Callable
 
+from .canonical import canonical, set_defaults
+from .interpolation import interpolate
+from .model import ModelError
+from .unicity import unique
 from .errors import UserError
+from .yamlio import plain
 
-SCHEMA_PACKAGE = "check_jsonschema"
 SCHEMA_HINT = "the Compose file reference lists the keys and types each place takes"
-SCHEMA_FILE = Path("builtin_schemas/vendor/compose-spec.json")
+PROJECT_HINT = "fix it in the file named, or in a file given after it"
+
+Path = tuple
+Files = list  # of (source, text, document) as loaded, in the order they were read
+Fold = Callable[[dict, dict, list, str], dict]  # merge's rules: (model, file, tagged paths, source)
 
 
-def _schema_path() -> Path:
-    spec = importlib.util.find_spec(SCHEMA_PACKAGE)  # locates the package without running it
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("the Compose schema is missing (package check-jsonschema)",
-                        hint="reinstall compose-tunnel with its dependencies")
-    return Path(list(spec.submodule_search_locations)[0]) / SCHEMA_FILE
+class Validation:
+    """Compose's model of one merge, built file by file beside it, and its checks."""
+
+    def __init__(self, files: Files, fold: Fold) -> None:
+        self.files = files
+        self.fold = fold
+        self.model: dict = {}
+        self.checking = False  # from the first file not known valid on, every step is checked
+
+    def add(self, doc: dict, tagged: list, source: str, check: bool) -> None:
+        """Fold one file in as Compose does (its `extends` and `include` resolved, its tags
+        collected in `tagged`): interpolate, merge, de-duplicate, validate, make canonical."""
+        self.checking = self.checking or check
+        try:
+            self.model = unique(self.fold(self.model, interpolate(doc), tagged, source))
+            if self.checking:
+                self._check_schema(source)
+            self.model.pop("version", None)  # obsolete: Compose ignores it once validated
+            self.model = unique(canonical(self.model))
+        except ModelError as error:
+            raise self.refusal(error, source) from None
+
+    def finish_files(self) -> None:
+        """What Compose does once every file of a project is in: defaults, the resources' rules."""
+        if not self.checking:
+            return
+        from .consistency import check_resources
+
+        set_defaults(self.model)
+        try:
+            check_resources(self.model)
+        except ModelError as error:
+            raise self.refusal(error) from None
+
+    def finish_project(self) -> None:
+        """Compose's checks of the whole project (not of an included one)."""
+        if not self.checking:
+            return
+        from .consistency import check_project
+
+        try:
+            if not self.model:
+                raise ModelError((), "empty compose file")
+            check_project(self.model)
+        except ModelError as error:
+            raise self.refusal(error) from None
+
+    def read_alone(self, doc: dict, source: str) -> None:
+        """A file Compose reads on its own, as it reads an `extends.file`: not validated, but
+        interpolated, de-duplicated and made canonical (what it cannot read, it refuses)."""
+        alone = Validation(self.files, lambda model, step, tagged, source: step)
+        alone.add(doc, [], source, check=False)
+
+    def _check_schema(self, source: str) -> None:
+        from .schema import first_error
+
+        error = first_error(self.model)
+        if error is None:
+            return
+        extra = [error.extra] if error.extra else []
+        also: list[Path] = []
+        if error.validator == "uniqueItems":
+            from .schema import duplicates
+
+            first, second = duplicates(error.instance)
+            also = [(*error.path, first)]
+            error.path = [*error.path, second]
+        raise self.located(error.path, error.message, SCHEMA_HINT, source, extra, also, elsewhere=bool(also))
+
+    def refusal(self, error: ModelError, source: str | None = None) -> UserError:
+        return self.located(error.path, error.message, error.hint or PROJECT_HINT, source, also=error.also)
+
+    def located(self, path: Path, message: str, hint: str, source: str | None = None,
+                extra: list[str] | None = None, also: list[Path] | None = None,
+                elsewhere: bool = False) -> UserError:
+        """A UserError at the file, line and column that set `path` (files read so far)."""
+        where, others = locate(self.files, list(path), self.model, also or [], elsewhere)
+        if where is None:
+            shown = source or " + ".join(s for s, _, _ in self.files) or "<compose>"
+            return UserError(f"{shown}: {message}" + _parenthesised(extra or []), hint)
+        notes = list(extra or [])
+        if others:
+            notes.append("also set in " + ", ".join(others))
+        return UserError(f"{where}: {message}" + _parenthesised(notes), hint)
 
 
-@functools.lru_cache(maxsize=1)
-def schema() -> dict:
-    return json.loads(_schema_path().read_text(encoding="utf-8"))
+def _parenthesised(notes: list[str]) -> str:
+    return "".join(f" ({note})" for note in notes if note)
 
 
-def schema_version() -> str:
-    """Where the schema comes from and its digest, for --version."""
-    from importlib.metadata import PackageNotFoundError, version
+# --- where a value of the model was written -----------------------------------------------------
 
-    try:
-        package = f"check-jsonschema {version('check-jsonschema')}"
-    except PackageNotFoundError:
-        package = "check-jsonschema (not installed)"
-    try:
-        digest = hashlib.sha256(_schema_path().read_bytes()).hexdigest()[:12]
-    except (OSError, UserError):
-        digest = "missing"
-    return f"Compose Specification schema from {package}, sha256 {digest}"
-
-
-# Where the real Compose (compose-go's copy of the schema) accepts what this copy refuses, as
-# the merge corpus shows: list_of_strings items may repeat (network aliases; the merge folds
-# them), and a model in an overlay may omit `model` (the merged project has it).
-PER_FILE_RELAXED = (("list_of_strings", "uniqueItems"), ("model", "required"))
-# The merged project: duplicates are folded by the merge itself, as Compose does.
-MERGED_RELAXED = (("*", "uniqueItems"),)
-
-
-@functools.lru_cache(maxsize=2)
-def _validator(relaxed: tuple[tuple[str, str], ...]):
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(_relax(schema(), relaxed))
+def locate(files: Files, path: list, model: dict, also: list[Path],
+           elsewhere: bool = False) -> tuple[str | None, list[str]]:
+    """`FILE:LINE:COL` of the last file read that sets `path` (the deepest part of it any file
+    sets), and the same of the other files that set it too, when it is a merged value."""
+    found = _settings(files, path, model)
+    if not found:
+        return None, []
+    depth = max(d for d, _, _ in found)
+    best = [(d, f, p) for d, f, p in found if d == depth]
+    _, file, file_path = best[-1]
+    primary = _shown(file, file_path)
+    others: list[str] = []
+    value = _at(model, path)
+    merged = isinstance(value, (dict, list)) and depth == len(path)
+    for extra in also:  # the other values an error is about: where the last file set each
+        settings = [(d, f, p) for d, f, p in _settings(files, list(extra), model) if d == len(extra)]
+        if elsewhere:  # the same value twice: where another file set it
+            settings = [(d, f, p) for d, f, p in settings if f is not file]
+        if settings:
+            others.append(_shown(settings[-1][1], settings[-1][2]))
+    if merged:
+        others += [_shown(f, p) for d, f, p in best[:-1]
+                   if f is not file and _contributes(_at(plain(f[2]), p), value)]
+    return primary, list(dict.fromkeys(o for o in others if o != primary))
 
 
-def _relax(full: dict, relaxed: tuple[tuple[str, str], ...]) -> dict:
-    """A copy of the schema without the (definition, keyword) pairs; "*" is every definition."""
-    everywhere = {keyword for name, keyword in relaxed if name == "*"}
-    copy = _drop_keywords(full, everywhere) if everywhere else json.loads(json.dumps(full))
-    for name, keyword in relaxed:
-        if name != "*":
-            copy["$defs"][name].pop(keyword, None)
-    return copy
+def _shown(file: tuple, file_path: list) -> str:
+    source, text, _ = file
+    line, column = position(text, file_path)
+    return f"{source}:{line}:{column}"
 
 
-def _drop_keywords(node: Any, keywords: set[str]) -> Any:
-    if isinstance(node, list):
-        return [_drop_keywords(item, keywords) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {}
-    for key, value in node.items():
-        if key == "properties" and isinstance(value, dict):  # property names, not keywords
-            out[key] = {name: _drop_keywords(sub, keywords) for name, sub in value.items()}
-        elif key in keywords and isinstance(value, (list, bool)):
-            continue
-        else:
-            out[key] = _drop_keywords(value, keywords)
-    return out
+def _settings(files: Files, path: list, model: dict) -> list[tuple[int, tuple, list]]:
+    """(depth, file, path in that file) for every file that sets at least the first key; a
+    service's value that came with `extends` is found in the service it extends."""
+    found = []
+    for file in files:
+        doc = plain(file[2])
+        depth, file_path = _walk(doc, path, model)
+        if depth == 2 and len(path) > 2 and path[0] == "services":
+            base = _extended(files, file, doc, path[1])
+            if base is not None:
+                base_depth, base_path = _walk(plain(base[0][2]), ["services", base[1], *path[2:]], None)
+                if base_depth > depth:
+                    found.append((base_depth, base[0], base_path))
+                    continue
+        if depth:
+            found.append((depth, file, file_path))
+    return found
 
 
-# --- one file against the schema ----------------------------------------------------------
-
-def check_file(doc: dict, text: str, source: str) -> None:
-    """UserError for the first schema violation of a loaded compose file (tags already off).
-
-    Keys set to null are left out first: in an overlay they unset what an earlier file set,
-    and Compose accepts them whatever their type."""
-    error = _first_error(doc, PER_FILE_RELAXED)
-    if error is not None:
-        _raise(error, text, source)
-
-
-def check_merged(merged: dict, files: list[tuple[str, str, dict]]) -> None:
-    """The merged project against the whole schema; the error points into the last input
-    file (source, text, document) that sets the failing path."""
-    error = _first_error(merged, MERGED_RELAXED)
-    if error is None:
-        return
-    path = list(error.absolute_path)
-    for source, text, doc in reversed(files):
-        if _has_path(doc, path[:2]):
-            _raise(error, text, source)
-    source, text, _ = files[-1]
-    _raise(error, text, source)
-
-
-def _has_path(doc: Any, path: list) -> bool:
-    from .merge import plain
-
-    doc = plain(doc)
-    for part in path:
-        if isinstance(doc, dict) and part in doc:
-            doc = doc[part]
-        elif isinstance(doc, list) and isinstance(part, int) and part < len(doc):
-            doc = doc[part]
-        else:
-            return False
-    return True
-
-
-@functools.lru_cache(maxsize=2)
-def _fast_validator(relaxed: tuple[tuple[str, str], ...]):
-    """jsonschema-rs, compiled from the same schema: whether a document is valid (the common
-    case) is known in milliseconds; what is wrong with an invalid one, jsonschema says."""
-    try:
-        import jsonschema_rs
-    except ImportError:  # pragma: no cover - a dependency; jsonschema alone still works
+def _extended(files: Files, file: tuple, doc: dict, name: str) -> tuple[tuple, str] | None:
+    """(file, service) a service of a file extends, if the file is among those read."""
+    service = (doc.get("services") or {}).get(name)
+    extends = service.get("extends") if isinstance(service, dict) else None
+    if isinstance(extends, str):
+        return file, extends
+    if not isinstance(extends, dict) or not isinstance(extends.get("service"), str):
         return None
-    return jsonschema_rs.Draft202012Validator(_relax(schema(), relaxed))
+    if "file" not in extends:
+        return file, extends["service"]
+    wanted = FilePath(str(extends["file"])).name
+    for other in files:
+        if FilePath(other[0]).name == wanted:
+            return other, extends["service"]
+    return None
 
 
-def _first_error(doc: dict, relaxed: tuple[tuple[str, str], ...]):
-    doc = _without_nulls(doc)
-    fast = _fast_validator(relaxed)
-    try:
-        if fast is not None and fast.is_valid(doc):
-            return None
-    except Exception:  # noqa: BLE001 - a value it cannot take (a YAML timestamp): jsonschema decides
-        pass
-    from jsonschema.exceptions import best_match
-
-    errors = [e for e in _validator(relaxed).iter_errors(doc) if not _spurious(e)]
-    return best_match(errors)
+def _contributes(mine: Any, merged: Any) -> bool:
+    """Whether a file's value left anything in the merged one (a leaf, or a list item)."""
+    if isinstance(mine, dict) and isinstance(merged, dict):
+        return any(key in merged and _contributes(item, merged[key]) for key, item in mine.items())
+    if isinstance(mine, list) and isinstance(merged, list):
+        return any(item in merged for item in mine)
+    return mine == merged
 
 
-def _raise(error, text: str, source: str) -> None:
-    path, problem = _explain(error)
-    line, column = position(text, path)
-    where = _dotted(error.absolute_path) or "the top level"
-    raise UserError(f"{source}:{line}:{column}: {where} {problem}", hint=SCHEMA_HINT)
-
-
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
-def _known_keys(node: Any, depth: int = 0) -> tuple[set[str], list[str]]:
-    """Property names and name patterns a schema node allows, through $ref and allOf/anyOf/oneOf."""
-    names, patterns = set(), []
-    if not isinstance(node, dict) or depth > 8:
-        return names, patterns
-    names |= set(node.get("properties", {}))
-    patterns += list(node.get("patternProperties", {}))
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        more = _known_keys(schema()["$defs"].get(ref[8:]), depth + 1)
-        names |= more[0]
-        patterns += more[1]
-    for combinator in ("allOf", "anyOf", "oneOf"):
-        for sub in node.get(combinator, []):
-            more = _known_keys(sub, depth + 1)
-            names |= more[0]
-            patterns += more[1]
-    return names, patterns
-
-
-def _unknown_keys(error) -> tuple[list[str], set[str]]:
-    allowed, patterns = _known_keys(error.schema)
-    extra = [key for key in (error.instance if isinstance(error.instance, dict) else {})
-             if key not in allowed and not any(re.search(p, key) for p in patterns)]
-    return sorted(extra), allowed
-
-
-def _spurious(error) -> bool:
-    """An unevaluatedProperties error whose keys are all known: it only echoes another error."""
-    return error.validator == "unevaluatedProperties" and not _unknown_keys(error)[0]
-
-
-def _explain(error) -> tuple[list, str]:
-    """(path to point at, what is wrong) for a jsonschema error, in Compose's terms."""
-    path = list(error.absolute_path)
-    if error.validator in ("additionalProperties", "unevaluatedProperties"):
-        extra, allowed = _unknown_keys(error)
-        if extra:
-            import difflib
-
-            key = extra[0]
-            guess = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-            hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-            return [*path, key], f"additional properties '{key}' not allowed{hint}"
-    if error.validator == "required":
-        missing = [k for k in error.validator_value if k not in (error.instance or {})] or ["?"]
-        return path, f"has no '{missing[0]}': {_dotted([*path, missing[0]])} is required"
-    if error.validator == "uniqueItems":
-        seen: dict[str, int] = {}
-        for index, item in enumerate(error.instance):
-            key = json.dumps(item, sort_keys=True, default=str)
-            if key in seen:
-                return [*path, index], f"items at {seen[key]} and {index} are equal"
-            seen[key] = index
-    if error.validator == "type":
-        expected = error.validator_value
-        names = [TYPE_NAMES.get(kind, kind) for kind in (expected if isinstance(expected, list) else [expected])]
-        return path, f"must be {' or '.join(map(_article, names))}, not {_kind(error.instance)} {_short(error.instance)}"
-    return path, error.message
-
-
-TYPE_NAMES = {"object": "mapping", "array": "list", "integer": "number"}
-
-
-def _article(kind: str) -> str:
-    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
-
-
-def _kind(value: Any) -> str:
-    return {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "number",
-            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _dotted(path: Iterable) -> str:
-    out = ""
+def _at(node: Any, path: list) -> Any:
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _walk(doc: Any, path: list, model: Any) -> tuple[int, list]:
+    """How deep `path` of the model goes in a file's document, and the file's own path there:
+    a list item is the file's item equal to the model's (a list keeps its order), a name in a
+    short-syntax list (`depends_on: [db]`) is its item."""
+    node, mirror, out = doc, model, []
+    for part in path:
+        child = _at(mirror, [part])
+        if isinstance(node, dict) and part in node:
+            node, index = node[part], part
+        elif isinstance(node, list) and isinstance(part, int):
+            index = _same_item(node, mirror, part)
+            if index is None:
+                break
+            node = node[index]
+        elif isinstance(node, list) and isinstance(part, str) and part in node:
+            index = node.index(part)
+            node = node[index]
+        else:
+            break
+        out.append(index)
+        mirror = child
+    return len(out), out
+
+
+def _same_item(items: list, mirror: Any, part: int) -> int | None:
+    if not isinstance(mirror, list) or part >= len(mirror):
+        return part if part < len(items) else None
+    wanted = mirror[part]
+    equal = [i for i, item in enumerate(items) if item == wanted]
+    if equal:
+        before = sum(1 for item in mirror[:part] if item == wanted)
+        return equal[min(before, len(equal) - 1)]
+    return part if len(items) == len(mirror) else None
 
 
 def position(text: str, path: list) -> tuple[int, int]:
@@ -302,124 +291,3 @@ def _mapping_entry(node, key):
         if found is not None:
             return found
     return None
-
-
-# --- the merged project: what Compose checks on a project ---------------------------------
-
-class ProjectError(UserError):
-    """A project-level refusal, with the path in the merged project it is about."""
-
-    def __init__(self, path: list, message: str, hint: str | None = None) -> None:
-        super().__init__(message, hint)
-        self.path = path
-
-
-def check_project(doc: dict, files: list[tuple[str, str, dict]]) -> None:
-    """UserError for references Compose refuses in a merged project, in Compose's words,
-    located in the last input file (source, text, document) that sets what is refused."""
-    try:
-        _check_references(doc)
-    except ProjectError as error:
-        located = f"{' + '.join(Path(source).name for source, _, _ in files)}: "
-        for source, text, part in reversed(files):
-            if _has_path(part, error.path):
-                line, column = position(text, error.path)
-                located = f"{source}:{line}:{column}: "
-                break
-        raise UserError(located + error.message, error.hint) from None
-
-
-def _check_references(doc: dict) -> None:
-    """ProjectError for the first reference Compose refuses (`include` is resolved by now)."""
-    services = doc.get("services") or {}
-    resources = {kind: set((doc.get(kind) or {})) for kind in ("networks", "volumes", "secrets", "configs")}
-    for kind in ("networks", "volumes", "secrets", "configs"):
-        for name, definition in (doc.get(kind) or {}).items():
-            _check_external(kind, name, definition)
-    for name, service in services.items():
-        if not isinstance(service, dict):
-            continue
-        at = ["services", name]
-        for other in _depends_on(service):
-            if other not in services:
-                raise ProjectError([*at, "depends_on"],
-                                   f'service "{name}" depends on undefined service "{other}"',
-                                   hint="define it, or remove it from depends_on")
-        for link in service.get("links") or []:
-            other = str(link).split(":")[0]
-            if other not in services:
-                raise ProjectError([*at, "links"], f'service "{name}" links to undefined service "{other}"',
-                                   hint="define it, or remove the link")
-        mode = service.get("network_mode")
-        if isinstance(mode, str) and mode.startswith("service:") and mode[8:] not in services:
-            raise ProjectError([*at, "network_mode"],
-                               f'service "{name}" uses the network of undefined service "{mode[8:]}"',
-                               hint="define it, or change network_mode")
-        if mode is not None and service.get("networks"):
-            raise ProjectError([*at, "networks"], f"service {name} declares mutually exclusive "
-                               "`network_mode` and `networks`", hint="keep one of them")
-        for entry in service.get("volumes_from") or []:
-            text = str(entry)
-            if not text.startswith("container:"):
-                other = text.removeprefix("service:").split(":")[0]
-                if other not in services:
-                    raise ProjectError([*at, "volumes_from"],
-                                       f'service "{name}" takes volumes from undefined service "{other}"',
-                                       hint="define it, or remove it from volumes_from")
-        for network in _names(service.get("networks")):
-            if network != "default" and network not in resources["networks"]:
-                raise ProjectError([*at, "networks"], f'service "{name}" refers to undefined network {network}',
-                                   hint="declare it under the top-level networks")
-        for volume in service.get("volumes") or []:
-            named = _named_volume(volume)
-            if named and named not in resources["volumes"]:
-                raise ProjectError([*at, "volumes"], f'service "{name}" refers to undefined volume {named}',
-                                   hint="declare it under the top-level volumes")
-        for kind in ("secrets", "configs"):
-            for entry in service.get(kind) or []:
-                ref = entry.get("source") if isinstance(entry, dict) else entry
-                if ref is not None and str(ref) not in resources[kind]:
-                    raise ProjectError([*at, kind], f'service "{name}" refers to undefined {kind[:-1]} {ref}',
-                                       hint=f"declare it under the top-level {kind}")
-
-
-def _depends_on(service: dict) -> list[str]:
-    return [str(name) for name in _names(service.get("depends_on"))]
-
-
-def _names(value: Any) -> list:
-    if isinstance(value, dict):
-        return list(value)
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, (str, int))]
-    return []
-
-
-def _named_volume(entry: Any) -> str | None:
-    """The named volume a service mount uses, if it is one (not a bind mount or tmpfs)."""
-    if isinstance(entry, dict):
-        if entry.get("type", "volume") != "volume":
-            return None
-        source = entry.get("source")
-    else:
-        parts = str(entry).split(":")
-        if len(parts) < 2:
-            return None  # an anonymous volume
-        source = parts[0]
-    if not source or "$" in str(source):
-        return None
-    source = str(source)
-    if source.startswith((".", "/", "~")) or "\\" in source:
-        return None
-    return source
-
-
-def _check_external(kind: str, name: str, definition: Any) -> None:
-    if kind not in ("networks", "volumes") or not isinstance(definition, dict) or not definition.get("external"):
-        return
-    for key in ("driver", "driver_opts"):
-        if key in definition:
-            raise ProjectError([kind, name, key], f"{kind}.{name}: conflicting parameters \"external\" "
-                               f"and \"{key}\" specified", hint=f"an external {kind[:-1]} is made elsewhere")
-
-

@@ -10,6 +10,9 @@ syntax only when it interpolates, so rejection is asserted in that mode.)
 A case with `interpolated-only` is compared with interpolation only: an included project's
 variables from its own env file are written into the merged file as defaults, which Compose
 reads the same once it interpolates, and not at all with `--no-interpolate`.
+A case with `extends-not-kept` is compared without the services' `extends`: Compose shows the
+`extends` of a service whose base is empty (it extends nothing), which the flat file, standing
+alone, does not keep.
 
 Compose runs in a clean environment with a few fixed variables, so
 interpolation is deterministic. All binary calls run up front, concurrently.
@@ -107,9 +110,11 @@ def test_case(case: Path, corpus_results: dict[str, dict]) -> None:
     for mode, original, merged in pairs:
         assert original[0] == 0, f"Compose rejects the case itself {mode}: {original[2]}"
         assert merged[0] == 0, f"Compose rejects our merge {mode}: {merged[2]}\n{result['merged_text']}"
-        assert json.loads(merged[1]) == json.loads(original[1]), (
-            f"{mode}\n--- merged.yml\n{result['merged_text']}"
-        )
+        ours, theirs = json.loads(merged[1]), json.loads(original[1])
+        if (case / "extends-not-kept").exists():
+            for service in theirs.get("services", {}).values():
+                service.pop("extends", None)
+        assert ours == theirs, f"{mode}\n--- merged.yml\n{result['merged_text']}"
 
 
 PROJECT_PROFILES = Path(__file__).parent.parent / "profiles"

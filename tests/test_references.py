@@ -117,7 +117,7 @@ def test_fragments_are_not_profiles(user_profiles, tmp_path):
     ({"1.yml": "include: [a.yml]\n", "a.yml": "include: [b.yml]\n", "b.yml": "include: [a.yml]\n"},
      "include cycle detected"),
     ({"1.yml": "include: [\"${DIR}/a.yml\"]\n"}, "holds a variable"),
-    ({"1.yml": "include: [{env_file: x.env}]\n"}, "needs a path"),
+    ({"1.yml": "include: [{env_file: x.env}]\n"}, "x.env: no such file"),
     ({"1.yml": "include: [{path: a.yml, env_file: nope.env}]\n", "a.yml": "services: {}\n"},
      "include env_file"),
     ({"1.yml": "services:\n  a:\n    extends: {file: b.yml, service: b}\n",
@@ -125,7 +125,7 @@ def test_fragments_are_not_profiles(user_profiles, tmp_path):
     ({"1.yml": "services:\n  a:\n    extends: {file: b.yml, service: b}\n", "b.yml": "x-only: 1\n"},
      "extends 'b.yml', which has no services"),
     ({"1.yml": "services:\n  a:\n    extends: {file: b.yml, service: c}\n", "b.yml": "services: {b: {}}\n"},
-     "service 'c' not found in b.yml"),
+     'service "c" not found in b.yml'),
 ])
 def test_reference_errors_are_one_line(tmp_path, files, message):
     for name, text in files.items():
