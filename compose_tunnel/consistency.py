@@ -93,8 +93,8 @@ def check_project(model: dict) -> None:
             networks.setdefault("default", None)
     for name, service in services.items():
         _check_service(name, service, services, enabled, networks, model)
-    for name, secret in _items(model.get("secrets")):
-        if isinstance(secret, dict) and not secret.get("external") and not secret.get("file") \
+    for name, secret in _items(model.get("secrets")):  # `file: ""` is the project directory by then
+        if isinstance(secret, dict) and not secret.get("external") and "file" not in secret \
                 and not secret.get("environment"):
             raise ModelError(("secrets", name), f'secret "{name}" must declare either `file` or `environment`: '
                                                 f"{INVALID}")
@@ -129,9 +129,12 @@ def dependencies(service: dict) -> dict:
 
 def _check_service(name: str, service: dict, services: dict, enabled: dict, networks: dict,
                    model: dict) -> None:
+    at = ("services", name)
+    if "pid" in service and service["pid"] is None:  # the schema takes it; Compose's Normalize stops on it
+        raise ModelError((*at, "pid"), f"services.{name}.pid: null is not a pid mode (Compose 2.40 stops "
+                                       "on it: panic: interface conversion: interface {} is nil, not string)")
     if name not in enabled:
         return
-    at = ("services", name)
     build = service.get("build")
     if build is None and not service.get("image") and "provider" not in service:
         raise ModelError(at, f'service "{name}" has neither an image nor a build context specified: {INVALID}')
@@ -324,7 +327,8 @@ _DURATIONS = ("stop_grace_period", "healthcheck.interval", "healthcheck.timeout"
               "deploy.restart_policy.window")
 _CPUS = ("deploy.resources.limits.cpus", "deploy.resources.reservations.cpus")
 _BOOLEANS = ("attach", "depends_on[*].restart", "depends_on[*].required", "build.no_cache", "build.pull",
-             "build.privileged", "volumes[].bind.create_host_path")
+             "build.privileged", "volumes[].bind.create_host_path", "post_start[].privileged",
+             "pre_stop[].privileged", "env_file[].required")
 _UNSIGNED = {"blkio_config.weight": "uint16", "blkio_config.weight_device[].Weight": "uint16",
              "volumes[].tmpfs.mode": "uint32"}
 _MODES = ("secrets[].mode", "configs[].mode")
@@ -389,6 +393,9 @@ def _problems(name: str, service: dict):
     for at, shown, value in each(_COUNTS):
         if isinstance(value, str) and value.lower() != "all" and re.fullmatch(r"[+-]?[0-9]+", value) is None:
             yield at, shown, f"invalid value \"{value}\", the only value allowed is 'all' or a number"
+    for at, shown, value in _values(service, "group_add[]", name):
+        if isinstance(value, float):
+            yield at, shown, "expected type 'string', got unconvertible type 'float64'"
     for at, shown, value in each(_COMMANDS):
         if isinstance(value, str) and not _shell_words(value):
             yield at, shown, "invalid command line string"

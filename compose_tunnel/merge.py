@@ -22,7 +22,8 @@ for a merged.yml written in the same project directory as a.yml. The rules:
   dropped when the driver changes, build as a string or a mapping, each ulimit
   replaced whole, network ipam config merged by subnet; and where Compose has made the
   earlier files canonical by then in a way that changes the merge, as it has: `gpus: all` is
-  a list of one request, a resource's `external: {name: N}` is `external: true, name: N`;
+  a list of one request, `build.ssh` a mapping, a resource's `external: {name: N}` is
+  `external: true, name: N`;
 * `!reset` removes what earlier files set at that path, `!override` replaces it;
 * `extends` is resolved in each file before that file is merged, as Compose does, and so is
   `include` (module `include`): a base or an included project read from another file comes
@@ -338,8 +339,8 @@ def _extend(file: _ServicesFile, name: str, reading: Reading, chain: list[tuple[
         raise UserError(f"{target.source}: services.{ref} must be a mapping",
                         hint=f"{ref}:, then its keys indented below it (image:, ...)")
     base = {"services": {name: copy.deepcopy(_extend(target, ref, reading, [*chain, link]))}}
-    for path in file.tagged:  # the extending service's !reset/!override apply to its base
-        if path[:2] == ("services", name):
+    for path in file.tagged:  # the extending service's !reset/!override apply to its base (inside it:
+        if path[:2] == ("services", name) and len(path) > 2:  # one on the service itself spares the base)
             _delete_path(base, path)
     own = {k: v for k, v in service.items() if k != "extends"}
     merged = _Merger(file.source).merge(base["services"][name], own, ("services", name))
@@ -491,6 +492,12 @@ class _Merger:
         """Compose has made the earlier `gpus: all` a list of one request by then."""
         return self.generic([{"count": "all"}] if isinstance(base, str) else base, over, path)
 
+    def ssh(self, base: Any, over: Any, path: Path) -> Any:
+        """Compose has made the earlier `ssh: [default, id=path]` a mapping by then."""
+        if isinstance(base, list) and all(isinstance(entry, str) for entry in base):
+            base = {key: (value if sep else None) for key, sep, value in (e.partition("=") for e in base)}
+        return self.generic(base, over, path)
+
     def resources(self, base: Any, over: Any, path: Path) -> Any:
         """A resource defined again: Compose has made the earlier `external: {name: N}` into
         `external: true, name: N` by then."""
@@ -571,6 +578,7 @@ _SPECIALS: list[tuple[Path, Callable[..., Any]]] = [
     (_pattern("services.*.models"), _Merger.to_mapping),
     (_pattern("services.*.networks"), _Merger.to_mapping),
     (_pattern("services.*.gpus"), _Merger.gpus),
+    (_pattern("services.*.build.ssh"), _Merger.ssh),
     *((_pattern(kind), _Merger.resources) for kind in ("volumes", "networks", "secrets", "configs")),
 ]
 

@@ -70,10 +70,14 @@ def _port(entry: Any, path: Path) -> str:
         if "target" not in entry:
             raise ModelError(path, f"service ports {dotted(path)} is missing a target port")
         target = entry["target"]
-        shown = str(target) if isinstance(target, int) and not isinstance(target, bool) else go_value(target)
-        return (f"{go_value(entry.get('host_ip', '0.0.0.0'))}:{go_value(entry.get('published'))}:{shown}"
-                f"/{go_value(entry.get('protocol', 'tcp'))}")
+        shown = str(target) if type(target) is int else go_value(target)
+        return (f"{_text(entry.get('host_ip', '0.0.0.0'))}:{_text(entry.get('published'))}:{shown}"
+                f"/{_text(entry.get('protocol', 'tcp'))}")
     return entry if isinstance(entry, str) else ""
+
+
+def _text(value: Any) -> str:
+    return value if type(value) is str else go_value(value)
 
 
 def _env_file(entry: Any, path: Path) -> str:

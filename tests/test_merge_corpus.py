@@ -141,3 +141,21 @@ def test_project_profiles_merge_like_compose(compose_bin: Path, tmp_path: Path) 
     assert original[0] == 0, original[2]
     assert ours[0] == 0, ours[2]
     assert json.loads(ours[1]) == json.loads(original[1])
+
+
+AGREEMENT_SEEDS = 12  # of each kind; tests/compose_agreement.py runs thousands to find new cases
+
+
+@pytest.mark.parametrize("kind", ["generated", "mutated"])
+def test_projects_made_up_at_random_agree_with_compose(compose_bin: Path, kind: str) -> None:
+    """A few projects from tests/compose_agreement.py: Compose and the merge accept the same
+    ones, and read the same project from what they accept."""
+    import compose_agreement
+
+    make = getattr(compose_agreement, kind)
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        results = list(pool.map(lambda seed: (seed, compose_agreement.answers(compose_bin, make(seed))),
+                                range(AGREEMENT_SEEDS)))
+    disagreements = [(seed, result) for seed, result in results if not result["agree"]]
+    assert not disagreements, disagreements[0]
+
