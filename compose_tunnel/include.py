@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import UserError
 from .rebase import rebase_document, resolve
 
-if TYPE_CHECKING:
-    from .merge import Reading
+
+class Reading(Protocol):
+    """What resolving `include` needs of the merge that reads the including file (it is
+    merge.Reading; handed down, so that this module never imports the merge that calls it)."""
+
+    including: list[Path]  # the chain of included files being read, for cycles
+    max_chain: int  # how deep include and extends may go
+
+    def merge_project(self, paths: list[Path], project_dir: Path) -> dict:
+        """An included project's files merged as the whole merge merges its own."""
 
 RESOURCE_KINDS = ("services", "networks", "volumes", "secrets", "configs", "models")
 
@@ -99,14 +107,14 @@ def _entry(entry: Any, source: str) -> dict:
 
 
 def _load_project(entry: dict, source: str, directory: Path, reading: Reading) -> dict:
-    from .merge import MAX_CHAIN, merge_documents
     from .variables import bind, bind_environment
 
     paths = [resolve(directory, path) for path in entry["paths"]]
     main = paths[0]
     chain = reading.including or [Path(os.path.abspath(source))]
-    if len(chain) > MAX_CHAIN:
-        raise UserError(f"{source}: include chain deeper than {MAX_CHAIN}", hint="include fewer levels deep")
+    if len(chain) > reading.max_chain:
+        raise UserError(f"{source}: include chain deeper than {reading.max_chain}",
+                        hint="include fewer levels deep")
     if main in chain:
         cycle = " -> ".join(str(p) for p in (*chain, main))
         raise UserError(f"include cycle detected: {cycle}", hint="a file cannot include itself")
@@ -122,7 +130,7 @@ def _load_project(entry: dict, source: str, directory: Path, reading: Reading) -
     env = _environment(entry["env_files"], project_dir, directory, source)
     saved, reading.including = reading.including, [*chain, main]
     try:
-        project = merge_documents(list(paths), [os.fspath(p) for p in paths], [project_dir] * len(paths), reading)
+        project = reading.merge_project(paths, project_dir)
     finally:
         reading.including = saved
     rebase_document(project, paths_dir)

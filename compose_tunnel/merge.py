@@ -98,6 +98,12 @@ class Reading:
         self.files: list[tuple[str, str, dict]] = []  # (source, text, document)
         self.extended: dict[Path_, _ServicesFile] = {}
         self.including: list[Path_] = []  # the chain of included files being read, for cycles
+        self.max_chain = MAX_CHAIN
+
+    def merge_project(self, paths: list[Path_], project_dir: Path_) -> dict:
+        """An included project's files, merged (and validated) as this merge merges its own."""
+        return merge_documents(list(paths), [os.fspath(p) for p in paths],
+                               [project_dir] * len(paths), self)
 
     def load(self, path: Path_) -> dict:
         if len(self.files) >= MAX_FILES_READ:

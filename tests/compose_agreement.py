@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from compose_tunnel.errors import UserError  # noqa: E402
 from compose_tunnel.merge import merge_files  # noqa: E402
 from compose_tunnel.schema import compose_schema, first_error  # noqa: E402
-from compose_tunnel.yamlio import dump_compose_yaml  # noqa: E402
+from compose_tunnel.yamldump import dump_compose_yaml  # noqa: E402
 
 CORPUS = Path(__file__).parent / "merge_corpus"
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "TAG": "1.27",
