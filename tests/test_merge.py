@@ -7,7 +7,9 @@ import copy
 import pytest
 
 from compose_tunnel.errors import UserError
-from compose_tunnel.merge import go_string, merge_documents, merge_files, parse_port
+from compose_tunnel.merge import merge_documents, merge_files
+from compose_tunnel.mergerules import go_string
+from compose_tunnel.ports import parse_port
 from compose_tunnel.yamlio import load_compose_text
 
 
