@@ -24,7 +24,7 @@ from .interpolation import interpolate
 from .model import ModelError
 from .unicity import unique
 from .errors import UserError
-from .yamlio import plain
+from .yamltags import plain
 
 SCHEMA_HINT = "the Compose file reference lists the keys and types each place takes"
 PROJECT_HINT = "fix it in the file named, or in a file given after it"

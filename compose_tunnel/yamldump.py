@@ -16,9 +16,8 @@ from yaml.representer import SafeRepresenter
 from yaml.resolver import Resolver
 from yaml.serializer import Serializer
 
-from .yamlio import (
-    OVERRIDE_TAG, RESET_TAG, STR_TAG, TIMESTAMP_TAG, Override, Reset, Tagged, no_cycle_collection, plain_tag,
-)
+from .yamlio import no_cycle_collection, plain_tag
+from .yamltags import OVERRIDE_TAG, RESET_TAG, STR_TAG, TIMESTAMP_TAG, Override, Reset, Tagged
 
 
 class _BothReadersResolver(Resolver):

@@ -12,12 +12,8 @@ from hypothesis import strategies as st
 
 from compose_tunnel.errors import UserError
 from compose_tunnel.yamldump import dump_compose_yaml
-from compose_tunnel.yamlio import (
-    Override,
-    Reset,
-    load_compose_file,
-    load_compose_text,
-)
+from compose_tunnel.yamlio import load_compose_file, load_compose_text
+from compose_tunnel.yamltags import Override, Reset
 
 # What the real docker-compose v2.40.3 binary gives each plain scalar (checked with
 # `config --format json` on an x- field).
