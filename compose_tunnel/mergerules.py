@@ -389,6 +389,12 @@ def _unique(items: list, path: Path) -> list:
     keys = [indexer(item) for item in items]
     if any(key is None for key in keys):
         return items
+    return later_wins(items, keys)
+
+
+def later_wins(items: list, keys: list) -> list:
+    """Of the items that share a key, the later one takes the place of the first (Compose's
+    EnforceUnicity, once each item's key is known)."""
     result: list = []
     position: dict = {}
     for key, item in zip(keys, items, strict=True):

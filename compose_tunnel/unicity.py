@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .canonical import parse_volume
+from .mergerules import later_wins
 from .model import ModelError, Path, by_last, dotted, go_type, go_value, rule, unknown
 
 
@@ -17,12 +18,16 @@ def _key_value(entry: Any, path: Path) -> str:
     return entry.split("=", 1)[0]
 
 
+def _mount_target(entry: dict, path: Path, kind: str) -> str:
+    target = entry.get("target")
+    if not isinstance(target, str):
+        raise ModelError(path, f"service {kind} {dotted(path)} is missing a mount target")
+    return target
+
+
 def _volume_target(entry: Any, path: Path) -> str:
     if isinstance(entry, dict):
-        target = entry.get("target")
-        if not isinstance(target, str):
-            raise ModelError(path, f"service volume {dotted(path)} is missing a mount target")
-        return target
+        return _mount_target(entry, path, "volume")
     if isinstance(entry, str):
         if unknown(entry):
             return entry
@@ -32,10 +37,7 @@ def _volume_target(entry: Any, path: Path) -> str:
 
 def _device_target(entry: Any, path: Path) -> str:
     if isinstance(entry, dict):
-        target = entry.get("target")
-        if not isinstance(target, str):
-            raise ModelError(path, f"service device {dotted(path)} is missing a mount target")
-        return target
+        return _mount_target(entry, path, "device")
     if isinstance(entry, str):
         parts = entry.split(":")
         return parts[0] if len(parts) == 1 else parts[1]
@@ -130,14 +132,5 @@ def unique(value: Any, path: Path = ()) -> Any:
         indexer = rule(_UNIQUE_BY_LAST, path)
         if indexer is None:
             return value
-        result: list = []
-        position: dict[str, int] = {}
-        for index, entry in enumerate(value):
-            key = indexer(entry, (*path, index))
-            if key in position:
-                result[position[key]] = entry
-            else:
-                position[key] = len(result)
-                result.append(entry)
-        return result
+        return later_wins(value, [indexer(entry, (*path, index)) for index, entry in enumerate(value)])
     return value
