@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compose_tunnel.cli import for_interface
+from compose_tunnel.commands.common import for_interface
 
 from test_generate import run
 
@@ -48,3 +48,15 @@ def test_project_name_as_compose_users_give_it(tmp_path):
     ours_first = run("generate", cwd=tmp_path, env={"COMPOSE_PROJECT_NAME": "standup",
                                                     "COMPOSE_TUNNEL_PROJECT_NAME": "retro"})
     assert "project_name: standup -> retro" in ours_first.stdout
+
+
+def test_the_value_flags_make_words_know_are_those_of_up():
+    """The table-made list of up's value flags (for hints in make's words) is what Click has."""
+    import click
+
+    from compose_tunnel.commands.common import up_value_flags
+    from compose_tunnel.commands.lifecycle import up
+
+    from_click = {name: tuple(getattr(param.type, "choices", None) or ()) for param in up.params
+                  if isinstance(param, click.Option) and not param.is_flag for name in param.opts}
+    assert up_value_flags() == from_click
