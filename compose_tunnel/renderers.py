@@ -25,7 +25,7 @@ from .services import (
     LIVEKIT_ADDRESS as LIVEKIT_INTERNAL, POSTGRES_ADDRESS, POSTGRES_DB, POSTGRES_USER, REDIS_PORT,
     REDIS_ADDRESS as REDIS_INTERNAL, SERVER_URL,
 )
-from .state import Secrets
+from .state import INSTALL_PATH, Secrets
 from .workspace import PUBLIC_MODE, SECRET_MODE, FileContent
 from .yamldump import dump_compose_yaml
 
@@ -56,7 +56,7 @@ def render_config(plan: Plan, secrets: Secrets, read_existing: ReadExisting) -> 
     }
     digests: dict[str, str] = {}
     if plan.has("caddy"):
-        files[CADDYFILE] = FileContent(render_caddyfile(plan))
+        files[CADDYFILE] = FileContent(render_caddyfile(plan, secrets.install_id))
         digests["CADDY_CONFIG_DIGEST"] = _digest(files[CADDYFILE])
     if plan.has("livekit"):
         files[LIVEKIT] = FileContent(render_livekit(plan, secrets), SECRET_MODE)
@@ -122,7 +122,7 @@ def _publishes_host_port(port: Any) -> bool:
     return bool(parsed[1]) if parsed else ":" in str(port)
 
 
-def render_caddyfile(plan: Plan) -> str:
+def render_caddyfile(plan: Plan, install_id: str) -> str:
     settings = plan.settings
     if settings.domain:
         site, tls = settings.domain, ""  # automatic HTTPS with a public certificate
@@ -143,6 +143,9 @@ def render_caddyfile(plan: Plan) -> str:
         f"# {HEADER}\n"
         f"{site} {{\n"
         f"{tls}"
+        f"\thandle {INSTALL_PATH} {{\n"  # `doctor`: the tunnel reaches this install's Caddy
+        f"\t\trespond \"{install_id}\" 200\n"
+        "\t}\n"
         "\t@api path /v1/* /health\n"
         "\thandle @api {\n"
         "\t\treverse_proxy server:1250\n"
