@@ -485,6 +485,36 @@ def config_reset(workdir: Path) -> None:
         click.echo(f"no saved configuration in {workdir}")
 
 
+@cli.command()
+@workdir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(workdir: Path, as_json: bool) -> None:
+    """Check every link from the tunnel to the app, one line each with the fix.
+
+    \b
+    The engine and its disk, the applied configuration, each service, the UDP
+    tunnel host's address against LiveKit's node_ip, HTTPS through the TCP tunnel
+    to this install's Caddy, STUN through the UDP tunnel to LiveKit, the app's
+    /health, Hatchet's token, Garage's key, and how to trust Caddy's CA.
+    Exit code 0 only when every check passes.
+    """
+    from .workflows.doctor import doctor as diagnose, line
+
+    report = diagnose(Workspace(workdir))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for result in report.results:
+            click.echo(for_interface(line(result)))
+            for detail in result.details:
+                click.echo(f"    {detail}")
+        click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
 def for_interface(text: str) -> str:
     """A hint in the words of the interface in use (`make`'s, see interface.py, or as it is)."""
     if os.environ.get(ENV + "VIA") != "make":
