@@ -515,6 +515,36 @@ def doctor(workdir: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@workdir_option
+@click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              metavar="SECONDS", help="How often to look.")
+def watch(workdir: Path, interval: float) -> None:
+    """Follow the UDP tunnel host's address and log what fails, in the foreground.
+
+    \b
+    For a service manager (`compose-tunnel service install` sets one up). When
+    the host resolves to a new address, livekit.yaml is rendered again and only
+    livekit-server restarts (logged as `node_ip A -> B`); doctor's cheap checks
+    run every interval and their failures are logged. SIGTERM ends it.
+    """
+    import signal
+    import threading
+
+    from .workflows.watch import watch as follow
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def say(text: str) -> None:
+        import time
+
+        click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}")
+
+    follow(Workspace(workdir), interval=interval, say=say, stop=stop)
+
+
 def for_interface(text: str) -> str:
     """A hint in the words of the interface in use (`make`'s, see interface.py, or as it is)."""
     if os.environ.get(ENV + "VIA") != "make":

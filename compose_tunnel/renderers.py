@@ -83,7 +83,13 @@ def render_config(plan: Plan, secrets: Secrets, read_existing: ReadExisting) -> 
 
 
 def _digest(content: FileContent) -> str:
-    return hashlib.sha256(content.text.encode()).hexdigest()[:16]
+    return config_digest(content.text)
+
+
+def config_digest(text: str) -> str:
+    """The digest of a mounted config file, in .env: a changed file changes its service's label,
+    so Compose recreates that service (and only it)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def render_compose(plan: Plan) -> str:
@@ -181,6 +187,14 @@ def render_livekit(plan: Plan, secrets: Secrets) -> str:
         "turn": {"enabled": False},  # embedded TURN/TLS needs its own port and a trusted cert
         "logging": {"level": "info"},
     }
+    return f"# {HEADER}\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+def livekit_with_node_ip(text: str, node_ip: str) -> str:
+    """livekit.yaml as render_livekit wrote it, advertising another node_ip (the UDP tunnel's
+    host moved): the rest stays byte for byte, so only LiveKit needs to restart."""
+    config = yaml.safe_load(text.split("\n", 1)[1] if text.startswith("#") else text)
+    config["rtc"]["node_ip"] = node_ip
     return f"# {HEADER}\n" + yaml.safe_dump(config, sort_keys=False)
 
 

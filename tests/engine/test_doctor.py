@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -283,3 +285,67 @@ def test_docker_unreachable_is_one_line_and_the_engine_checks_wait_for_it(stack)
         assert checks[name]["message"] == "not checked: Docker does not answer", name
     assert checks["tcp path"]["status"] == "ok"  # the network checks still run
     assert "Traceback" not in out
+
+
+def containers() -> dict[str, str]:
+    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    inspected = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True,
+                                          check=True).stdout)
+    return {c["Name"].lstrip("/"): c["Id"] for c in inspected}
+
+
+def test_watch_follows_a_dns_change_restarting_livekit_alone(stack, dns):
+    project, _ = stack
+    server, hosts_file = dns
+    livekit_yaml = project / ".compose-tunnel" / "livekit.yaml"
+    assert f"node_ip: {UDP_IP}" in livekit_yaml.read_text()
+    before = containers()
+    interval = 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    with tempfile.TemporaryFile("w+") as log:
+        watcher = subprocess.Popen([sys.executable, "-m", "compose_tunnel", "watch", "--interval", str(interval)],
+                                   cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            _wait_for(lambda: "watching" in _read(log), 30, log)
+            second = tool("watch", cwd=project)  # one watch per workdir
+            assert second.returncode == 2 and "is already watched (pid" in second.stderr, second.stderr
+            hosts_file.write_text(hosts(MOVED_IP))
+            server.reload()
+            changed = time.monotonic()
+            _wait_for(lambda: f"node_ip {UDP_IP} -> {MOVED_IP}" in _read(log), interval + 60, log)
+            seen_after = time.monotonic() - changed
+            watcher.send_signal(signal.SIGTERM)
+            assert watcher.wait(30) == 0
+        finally:
+            if watcher.poll() is None:
+                watcher.kill()
+            hosts_file.write_text(hosts(UDP_IP))
+            server.reload()
+        out = _read(log)
+    assert "watch stopped" in out and "Traceback" not in out, out
+    assert f"node_ip: {MOVED_IP}" in livekit_yaml.read_text()
+    after = containers()
+    moved = {name for name in after if after[name] != before.get(name)}
+    assert moved == {f"{PROJECT}-livekit-server-1"}, (moved, out)
+    env_text = (project / ".compose-tunnel" / ".env").read_text()
+    assert env_text == (project / ".compose-tunnel" / "applied" / ".env").read_text()
+    # The applied configuration is what runs: doctor finds no drift of files (only the address,
+    # which now differs from what DNS answers again).
+    code, checks, out = doctor(project)
+    assert checks["configuration"]["status"] == "ok", out
+    print(f"watch saw the DNS change after {seen_after:.1f}s (interval {interval}s)")
+
+
+def _read(log) -> str:
+    log.seek(0)
+    return log.read()
+
+
+def _wait_for(condition, seconds: float, log) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds}s:\n{_read(log)}")
