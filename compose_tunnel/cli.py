@@ -545,6 +545,50 @@ def watch(workdir: Path, interval: float) -> None:
     follow(Workspace(workdir), interval=interval, say=say, stop=stop)
 
 
+unit_dir_option = click.option(
+    "--unit-dir", type=click.Path(file_okay=False, path_type=_Path), envvar=ENV + "UNIT_DIR",
+    help="Where the unit goes (default: /etc/systemd/system as root, else ~/.config/systemd/user).")
+
+
+@cli.group()
+def service() -> None:
+    """Bring the stack back after a reboot: a systemd unit runs `up`, then `watch`."""
+
+
+@service.command("install")
+@workdir_option
+@unit_dir_option
+@click.option("--no-enable", is_flag=True, help="Write the unit only; do not enable it.")
+def service_install(workdir: Path, unit_dir: Path | None, no_enable: bool) -> None:
+    """Write the unit of this workdir's stack and, where systemd runs, enable it."""
+    from .workflows.service import install
+
+    for text in install(Workspace(workdir), unit_dir, enable=not no_enable):
+        click.echo(for_interface(text))
+
+
+@service.command("remove")
+@workdir_option
+@unit_dir_option
+def service_remove(workdir: Path, unit_dir: Path | None) -> None:
+    """Disable and delete the unit `service install` wrote."""
+    from .workflows.service import remove
+
+    for text in remove(Workspace(workdir), unit_dir):
+        click.echo(text)
+
+
+@service.command("status")
+@workdir_option
+@unit_dir_option
+def service_status(workdir: Path, unit_dir: Path | None) -> None:
+    """Whether the unit is installed, up to date, enabled and running."""
+    from .workflows.service import status as unit_status
+
+    for text in unit_status(Workspace(workdir), unit_dir):
+        click.echo(for_interface(text))
+
+
 def for_interface(text: str) -> str:
     """A hint in the words of the interface in use (`make`'s, see interface.py, or as it is)."""
     if os.environ.get(ENV + "VIA") != "make":

@@ -8,8 +8,9 @@ import re
 from typing import Mapping
 
 MAKE_TARGETS = {"up": "up", "down": "down", "rebuild": "rebuild", "status": "status", "logs": "logs",
-                "generate": "generate", "config show": "config", "doctor": "doctor"}
-_COMMAND = r"`?compose-tunnel (config show|up|down|rebuild|status|logs|generate|doctor)\b`?"
+                "generate": "generate", "config show": "config", "doctor": "doctor",
+                "service install": "service"}
+_COMMAND = r"`?compose-tunnel (config show|service install|up|down|rebuild|status|logs|generate|doctor)\b`?"
 _FLAG = r"(--[a-z][a-z0-9-]*)( [^\s]+)?"
 
 
