@@ -589,9 +589,43 @@ def service_status(workdir: Path, unit_dir: Path | None) -> None:
         click.echo(for_interface(text))
 
 
+@cli.group()
+def plugin() -> None:
+    """The docker CLI plugin: `docker tunnel up|down|doctor|…` as `docker compose` works.
+
+    \b
+    It goes where the docker CLI looks: $DOCKER_CONFIG/cli-plugins
+    (~/.docker/cli-plugins by default).
+    """
+
+
+@plugin.command("install")
+def plugin_install() -> None:
+    """Install docker-tunnel in the docker CLI's plugins folder."""
+    from .workflows.plugin import install
+
+    for text in install():
+        click.echo(text)
+
+
+@plugin.command("remove")
+def plugin_remove() -> None:
+    """Remove the docker-tunnel plugin `plugin install` wrote."""
+    from .workflows.plugin import remove
+
+    for text in remove():
+        click.echo(text)
+
+
 def for_interface(text: str) -> str:
-    """A hint in the words of the interface in use (`make`'s, see interface.py, or as it is)."""
-    if os.environ.get(ENV + "VIA") != "make":
+    """A hint in the words of the interface in use (`make`'s or `docker tunnel`'s, see
+    interface.py, or as it is)."""
+    via = os.environ.get(ENV + "VIA")
+    if via == "docker":
+        from .interface import in_docker_words
+
+        return in_docker_words(text)
+    if via != "make":
         return text
     from .interface import in_make_words
 
@@ -600,9 +634,12 @@ def for_interface(text: str) -> str:
     return in_make_words(text, value_flags)
 
 
+PROG_NAMES = {"docker": "docker tunnel"}  # run by the docker CLI plugin (dockerplugin.py)
+
+
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name=PROG_NAMES.get(os.environ.get(ENV + "VIA") or ""))
     except UserError as error:
         error.hint = error.hint and for_interface(error.hint)
         click.echo(f"compose-tunnel: error: {error}", err=True)

@@ -126,6 +126,28 @@ def test_a_healthy_tunnel_stack_passes_every_check(stack):
         assert line.startswith(("✓ ", "! ")), line
 
 
+def test_make_doctor_and_docker_tunnel_doctor(stack, docker_config, tmp_path):
+    """The same checks through `make doctor` and through the docker CLI plugin (`docker tunnel
+    doctor`, installed in a DOCKER_CONFIG of the test's own, with the Compose plugin beside it)."""
+    project, _ = stack
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    made = subprocess.run(["make", "-s", "-C", str(ROOT), "doctor", f"WORKDIR={project / '.compose-tunnel'}"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert re.search(r"^11 of 11 checks passed", made.stdout, re.MULTILINE), made.stdout
+    config = tmp_path / "docker-config"
+    (config / "cli-plugins").mkdir(parents=True)
+    (config / "cli-plugins" / "docker-compose").symlink_to((docker_config / "cli-plugins" / "docker-compose").resolve())
+    env["DOCKER_CONFIG"] = str(config)
+    assert tool("plugin", "install", cwd=project, env=env).returncode == 0
+    shown = subprocess.run(["docker", "tunnel", "--help"], cwd=project, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.startswith("Usage: docker tunnel "), shown.stdout + shown.stderr
+    ran = subprocess.run(["docker", "tunnel", "doctor", "--json"], cwd=project, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert json.loads(ran.stdout)["ok"] is True
+
+
 def test_the_tcp_relay_stopped_is_the_tunnel_agent_not_running(stack):
     project, tunnels = stack
     tunnels.tcp.stop()
