@@ -18,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -59,6 +61,15 @@ class Tunnels:
     def start_udp(self) -> None:
         self.udp = UdpRelay(listen=(UDP_IP, UDP_PORT), target=("127.0.0.1", UDP_PORT))
         self.udp.start()
+
+    @contextmanager
+    def down(self, kind: str) -> Iterator[None]:
+        """The relay ("tcp" or "udp") stopped for the block, as an agent not running; started after."""
+        getattr(self, kind).stop()
+        try:
+            yield
+        finally:
+            getattr(self, f"start_{kind}")()
 
     def stop(self) -> None:
         for relay in (self.tcp, self.udp):
@@ -150,11 +161,8 @@ def test_make_doctor_and_docker_tunnel_doctor(stack, docker_config, tmp_path):
 
 def test_the_tcp_relay_stopped_is_the_tunnel_agent_not_running(stack):
     project, tunnels = stack
-    tunnels.tcp.stop()
-    try:
+    with tunnels.down("tcp"):
         code, checks, out = doctor(project)
-    finally:
-        tunnels.start_tcp()
     assert code == 1 and failed(checks) == {"tcp path"}, out
     check = checks["tcp path"]
     assert "refused" in check["message"] and "Caddy answers on this machine" in check["message"]
@@ -206,11 +214,8 @@ def _wait_for_port(port: int) -> None:
 
 def test_the_udp_relay_stopped_is_the_udp_agent_not_forwarding(stack):
     project, tunnels = stack
-    tunnels.udp.stop()
-    try:
+    with tunnels.down("udp"):
         code, checks, out = doctor(project)
-    finally:
-        tunnels.start_udp()
     assert code == 1 and failed(checks) == {"udp path"}, out
     assert f"LiveKit answers on local port {UDP_PORT}/udp" in checks["udp path"]["message"]
     assert checks["udp path"]["hint"] == f"is the UDP tunnel agent running and forwarding to local port {UDP_PORT}?"
