@@ -20,7 +20,7 @@ SYSTEMCTL_TIMEOUT = 60.0
 PROGRAM = (sys.executable, "-m", "compose_tunnel")
 
 
-def _unit(workspace: Workspace, unit_dir: Path | None) -> tuple[Unit, Path]:
+def _unit(workspace: Workspace, unit_dir: str | Path | None) -> tuple[Unit, Path]:
     settings = state.load_settings(workspace)
     if settings is None:
         raise UserError(f"no saved configuration in {workspace.root}: the service would have nothing to start",
@@ -50,7 +50,7 @@ def _instead(unit: Unit) -> str:
     return f"{command_line(unit.command('up'))} && {command_line(unit.command('watch'))}"
 
 
-def install(workspace: Workspace, unit_dir: Path | None = None, enable: bool = True) -> list[str]:
+def install(workspace: Workspace, unit_dir: str | Path | None = None, enable: bool = True) -> list[str]:
     """Write the unit (0644: it holds no secret) and enable it where systemd runs."""
     unit, path = _unit(workspace, unit_dir)
     existing = path.read_text() if path.exists() else None
@@ -85,7 +85,7 @@ def install(workspace: Workspace, unit_dir: Path | None = None, enable: bool = T
     return lines
 
 
-def remove(workspace: Workspace, unit_dir: Path | None = None) -> list[str]:
+def remove(workspace: Workspace, unit_dir: str | Path | None = None) -> list[str]:
     """Disable and delete the unit install wrote (only that one)."""
     unit, path = _unit(workspace, unit_dir)
     if not path.exists():
@@ -108,7 +108,7 @@ def remove(workspace: Workspace, unit_dir: Path | None = None) -> list[str]:
     return lines + [f"removed {path}"]
 
 
-def status(workspace: Workspace, unit_dir: Path | None = None) -> list[str]:
+def status(workspace: Workspace, unit_dir: str | Path | None = None) -> list[str]:
     """Whether the unit is installed, as install would write it now, enabled and running."""
     unit, path = _unit(workspace, unit_dir)
     if not path.exists():
