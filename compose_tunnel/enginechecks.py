@@ -126,7 +126,15 @@ def check_services(install: Install) -> Result:
     if not states:
         return Result(name, FAIL, f"no container of {install.applied.project_name} exists",
                       "run `compose-tunnel up`")
-    bad = [state for state in states if not state.ready]
+    # Docker says `starting` until its own first check passes, which may come after `up`'s own
+    # run of the same check found the service ready (health.py): a warning, not a failure.
+    starting = [state for state in states if state.status == "running" and not state.exit_code
+                and state.health == "starting"]
+    bad = [state for state in states if not state.ready and state not in starting]
+    if not bad and starting:
+        return Result(name, WARN, f"{len(states)} containers running; the health check has not passed yet "
+                      f"for {', '.join(state.service for state in starting)}",
+                      "a starting service passes in a few seconds: run doctor again")
     if not bad:
         return Result(name, OK, f"{len(states)} containers running, healthy where checked")
     details: list[str] = []
