@@ -342,6 +342,18 @@ def test_watch_follows_a_dns_change_restarting_livekit_alone(stack, dns):
             changed = time.monotonic()
             _wait_for(lambda: f"node_ip {UDP_IP} -> {MOVED_IP}" in _read(log), interval + 60, log)
             seen_after = time.monotonic() - changed
+            # A cheap check failing is logged, and nothing is restarted: web stays stopped.
+            web = f"{PROJECT}-web-1"
+            subprocess.run(["docker", "stop", "-t", "1", web], capture_output=True, check=True)
+            try:
+                _wait_for(lambda: "✗ services       not running or not healthy: web (exited" in _read(log),
+                          interval + 30, log)
+                time.sleep(interval)  # one more round
+                assert _state(web) == "exited", _read(log)
+            finally:
+                subprocess.run(["docker", "start", web], capture_output=True, check=True)
+                _wait_healthy(web)
+            _wait_for(lambda: "(passes again)" in _read(log), interval + 30, log)
             watcher.send_signal(signal.SIGTERM)
             assert watcher.wait(30) == 0
         finally:
@@ -362,6 +374,11 @@ def test_watch_follows_a_dns_change_restarting_livekit_alone(stack, dns):
     code, checks, out = doctor(project)
     assert checks["configuration"]["status"] == "ok", out
     print(f"watch saw the DNS change after {seen_after:.1f}s (interval {interval}s)")
+
+
+def _state(container: str) -> str:
+    return subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", container],
+                          capture_output=True, text=True).stdout.strip()
 
 
 def _read(log) -> str:
