@@ -57,11 +57,6 @@ class Install:
         ip = self.settings.publish_ip
         return "127.0.0.1" if ip in (None, "0.0.0.0") else ("::1" if ip == "::" else ip)
 
-    def forget_lookups(self) -> None:
-        """The next `resolve` asks the resolver again (`watch`: a new lookup each round)."""
-        with self._lock:
-            self._resolved.clear()
-
     def resolve(self, host: str) -> str:
         """`host`'s IPv4 with the configured resolver, once per run (UserError when it fails)."""
         from .tunnel import parse_dns_server, resolve_ipv4

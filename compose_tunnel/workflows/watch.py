@@ -71,7 +71,6 @@ def follow_address(install: Install, say: Say, last_problem: list[str]) -> bool:
     rtc = (install.livekit or {}).get("rtc") or {}
     current = rtc.get("node_ip")
     try:
-        install.forget_lookups()
         resolved = install.resolve(udp.host)
     except UserError as error:
         if last_problem != [error.message]:
@@ -82,7 +81,9 @@ def follow_address(install: Install, say: Say, last_problem: list[str]) -> bool:
     if resolved == current:
         return False
     with workspace.locked(say=say):
-        text = livekit_with_node_ip(workspace.read(LIVEKIT) or current_text, resolved)
+        if workspace.read(LIVEKIT) != current_text:
+            return False  # an `up` rendered it meanwhile: the next round looks again
+        text = livekit_with_node_ip(current_text, resolved)
         digest = {"LIVEKIT_CONFIG_DIGEST": config_digest(text)}
         files = {LIVEKIT: FileContent(text, SECRET_MODE)}
         for name in (DOTENV, APPLIED_DOTENV):
@@ -92,8 +93,6 @@ def follow_address(install: Install, say: Say, last_problem: list[str]) -> bool:
         workspace.write(files)
         restarted = install.docker.compose("up", "--detach", "--no-deps", "livekit-server",
                                            timeout=RESTART_TIMEOUT)
-    install.env = envfile.values(workspace.read(APPLIED_DOTENV))
-    install.livekit = {**(install.livekit or {}), "rtc": {**rtc, "node_ip": resolved}}
     if restarted.returncode != 0:
         raise EngineError(f"node_ip {current} -> {resolved}: livekit.yaml rendered again, but restarting "
                           f"livekit-server failed: {last_line(restarted.stderr) or 'no output'}",
@@ -103,9 +102,10 @@ def follow_address(install: Install, say: Say, last_problem: list[str]) -> bool:
 
 
 def watch(workspace: Workspace, *, interval: float = DEFAULT_INTERVAL, say: Say,
-          stop: threading.Event, rounds: int | None = None) -> None:
+          stop: threading.Event) -> None:
     """Follow the UDP tunnel's address and log what the cheap checks find, every `interval`
-    seconds until `stop` is set (or `rounds` rounds are done)."""
+    seconds until `stop` is set. The install is read again every round: an `up` meanwhile may
+    have changed the tunnels or the files."""
     with watching(workspace):
         install = load_install(workspace)
         udp = install.settings.tunnel_udp
@@ -113,9 +113,19 @@ def watch(workspace: Workspace, *, interval: float = DEFAULT_INTERVAL, say: Say,
         say(f"watching {workspace.root} ({install.applied.project_name}) every {interval:g} s; {follows}")
         failing: dict[str, str] = {}
         problem: list[str] = []
-        done = 0
+        first = True
         while not stop.is_set():
             began = time.monotonic()
+            if not first:
+                try:
+                    install = load_install(workspace)
+                except UserError as error:  # `down` meanwhile: say so once, look again next round
+                    if problem != [error.message]:
+                        say(f"{error.message}; watching on")
+                        problem[:] = [error.message]
+                    stop.wait(interval)
+                    continue
+            first = False
             follow_address(install, say, problem)
             for result in diagnose(install, cheap_only=True).results:
                 if result.status == FAIL and failing.get(result.name) != result.message:
@@ -124,8 +134,5 @@ def watch(workspace: Workspace, *, interval: float = DEFAULT_INTERVAL, say: Say,
                 elif result.status != FAIL and result.name in failing:
                     say(f"{line(result)} (passes again)")
                     del failing[result.name]
-            done += 1
-            if rounds is not None and done >= rounds:
-                break
             stop.wait(max(0.0, interval - (time.monotonic() - began)))
     say("watch stopped")
