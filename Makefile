@@ -22,7 +22,7 @@ config_flags := $(foreach p,$(subst $(comma), ,$(profiles)),--profile $(p)) \
 	$(if $(TUNNELS),--tunnels $(TUNNELS))
 workdir_flag := $(if $(WORKDIR),--workdir $(WORKDIR))
 
-.PHONY: help venv docker up down rebuild status logs config generate test
+.PHONY: help venv docker up down rebuild status logs config generate doctor service test
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
 	@echo "variables: TUNNELS=TCP,UDP  PROFILES=a,b,c  ARGS=\"more flags\"  WORKDIR=dir  SERVICES=\"a b\""
@@ -62,6 +62,12 @@ logs: docker ## logs of the stack (SERVICES="server web", ARGS=-f to follow)
 
 config: $(STAMP) ## show the saved configuration (secrets masked)
 	$(CT) config show $(workdir_flag) $(ARGS)
+
+doctor: $(STAMP) ## check every link from the tunnel to the app (ARGS=--json for scripts)
+	$(CT) doctor $(workdir_flag) $(ARGS)
+
+service: $(STAMP) ## bring the stack back after a reboot: a systemd unit runs up, then watch
+	$(CT) service install $(workdir_flag) $(ARGS)
 
 test: $(STAMP) ## run the test suite (engine tests skip without a Docker Engine)
 	bash tests/system-deps.sh

@@ -17,7 +17,9 @@ from .commands.common import for_interface
 from .commands.configuration import config
 from .commands.files import generate, list_profiles, merge
 from .commands.lifecycle import PASSTHROUGH_COMMANDS, down, logs, rebuild, status, up
+from .commands.upkeep import UPKEEP_COMMANDS
 from .errors import EngineError, UserError
+from .options import ENV
 
 
 def show_version(ctx: click.Context) -> None:
@@ -64,13 +66,17 @@ def cli() -> None:
     """
 
 
-for _command in (generate, merge, list_profiles, up, down, rebuild, status, logs, *PASSTHROUGH_COMMANDS, config):
+for _command in (generate, merge, list_profiles, up, down, rebuild, status, logs, *PASSTHROUGH_COMMANDS, config,
+                 *UPKEEP_COMMANDS):
     cli.add_command(_command)
+
+
+PROG_NAMES = {"docker": "docker tunnel"}  # run by the docker CLI plugin (dockerplugin.py)
 
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name=PROG_NAMES.get(os.environ.get(ENV + "VIA") or ""))
     except UserError as error:
         error.hint = error.hint and for_interface(error.hint)
         click.echo(f"compose-tunnel: error: {error}", err=True)

@@ -1,6 +1,7 @@
 """Hints in the words of the interface in use: `make` users (the Makefile sets
 COMPOSE_TUNNEL_VIA=make) set TUNNELS=, WORKDIR= or ARGS="--flag VALUE", and run make targets, so
-a hint naming `compose-tunnel up` or `--tunnels TCP,UDP` is said in make's words for them."""
+a hint naming `compose-tunnel up` or `--tunnels TCP,UDP` is said in make's words for them. The
+docker CLI plugin (COMPOSE_TUNNEL_VIA=docker) is run as `docker tunnel up`, with the same flags."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import re
 from typing import Mapping
 
 MAKE_TARGETS = {"up": "up", "down": "down", "rebuild": "rebuild", "status": "status", "logs": "logs",
-                "generate": "generate", "config show": "config"}
-_COMMAND = r"`?compose-tunnel (config show|up|down|rebuild|status|logs|generate)\b`?"
+                "generate": "generate", "config show": "config", "doctor": "doctor",
+                "service install": "service"}
+_COMMAND = r"`?compose-tunnel (config show|service install|up|down|rebuild|status|logs|generate|doctor)\b`?"
 _FLAG = r"(--[a-z][a-z0-9-]*)( [^\s]+)?"
 
 
@@ -36,3 +38,8 @@ def in_make_words(text: str, value_flags: Mapping[str, tuple[str, ...]]) -> str:
 
     text = re.sub(_FLAG, flag, text)
     return re.sub(_COMMAND, lambda m: f"`make {MAKE_TARGETS[m.group(1)]}`", text)
+
+
+def in_docker_words(text: str) -> str:
+    """`text` as a user of the docker CLI plugin types it: `docker tunnel up`."""
+    return re.sub(r"\bcompose-tunnel (?=[a-z])", "docker tunnel ", text)

@@ -26,7 +26,7 @@ from .services import (
     LIVEKIT_ADDRESS as LIVEKIT_INTERNAL, POSTGRES_ADDRESS, POSTGRES_DB, POSTGRES_USER, REDIS_PORT,
     REDIS_ADDRESS as REDIS_INTERNAL, SERVER_URL,
 )
-from .state import Secrets
+from .state import INSTALL_PATH, Secrets
 from .workspace import PUBLIC_MODE, SECRET_MODE, FileContent
 from .yamldump import dump_compose_yaml
 
@@ -57,7 +57,7 @@ def render_config(plan: Plan, secrets: Secrets, read_existing: ReadExisting) -> 
     }
     digests: dict[str, str] = {}
     if plan.has("caddy"):
-        files[CADDYFILE] = FileContent(render_caddyfile(plan))
+        files[CADDYFILE] = FileContent(render_caddyfile(plan, secrets.install_id))
         digests["CADDY_CONFIG_DIGEST"] = _digest(files[CADDYFILE])
     if plan.has("livekit"):
         files[LIVEKIT] = FileContent(render_livekit(plan, secrets), SECRET_MODE)
@@ -84,7 +84,13 @@ def render_config(plan: Plan, secrets: Secrets, read_existing: ReadExisting) -> 
 
 
 def _digest(content: FileContent) -> str:
-    return hashlib.sha256(content.text.encode()).hexdigest()[:16]
+    return config_digest(content.text)
+
+
+def config_digest(text: str) -> str:
+    """The digest of a mounted config file, in .env: a changed file changes its service's label,
+    so Compose recreates that service (and only it)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def render_compose(plan: Plan) -> str:
@@ -123,7 +129,7 @@ def _publishes_host_port(port: Any) -> bool:
     return bool(parsed[1]) if parsed else ":" in str(port)
 
 
-def render_caddyfile(plan: Plan) -> str:
+def render_caddyfile(plan: Plan, install_id: str) -> str:
     settings = plan.settings
     if settings.domain:
         site, tls = settings.domain, ""  # automatic HTTPS with a public certificate
@@ -144,6 +150,9 @@ def render_caddyfile(plan: Plan) -> str:
         f"# {HEADER}\n"
         f"{site} {{\n"
         f"{tls}"
+        f"\thandle {INSTALL_PATH} {{\n"  # `doctor`: the tunnel reaches this install's Caddy
+        f"\t\trespond \"{install_id}\" 200\n"
+        "\t}\n"
         "\t@api path /v1/* /health\n"
         "\thandle @api {\n"
         "\t\treverse_proxy server:1250\n"
@@ -179,6 +188,14 @@ def render_livekit(plan: Plan, secrets: Secrets) -> str:
         "turn": {"enabled": False},  # embedded TURN/TLS needs its own port and a trusted cert
         "logging": {"level": "info"},
     }
+    return f"# {HEADER}\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+def livekit_with_node_ip(text: str, node_ip: str) -> str:
+    """livekit.yaml as render_livekit wrote it, advertising another node_ip (the UDP tunnel's
+    host moved): the rest stays byte for byte, so only LiveKit needs to restart."""
+    config = yaml.safe_load(text.split("\n", 1)[1] if text.startswith("#") else text)
+    config["rtc"]["node_ip"] = node_ip
     return f"# {HEADER}\n" + yaml.safe_dump(config, sort_keys=False)
 
 

@@ -72,6 +72,16 @@ def parse_compose_version(text: str) -> tuple[int, int, int]:
     return tuple(int(part) for part in match.groups())  # type: ignore[return-value]
 
 
+def compose_version_needed(compose_text: str) -> tuple[int, int, int]:
+    """The oldest Compose that reads this flattened file (its tags are already resolved)."""
+    needs = (2, 0, 0)
+    if re.search(r"^\s+required:", compose_text, re.MULTILINE):
+        needs = max(needs, (2, 24, 0))  # env_file/depends_on `required`
+    if re.search(r"^include:", compose_text, re.MULTILINE):
+        needs = max(needs, (2, 20, 0))
+    return needs
+
+
 def parse_ps_json(text: str) -> list[ServiceState]:
     """`docker compose ps --format json`: a JSON array before Compose 2.21, one object per line since."""
     text = text.strip()

@@ -20,6 +20,7 @@ from .workspace import PUBLIC_MODE, SECRET_MODE, FileContent, Workspace
 CONFIG = "config.toml"
 SECRETS = "secrets.toml"
 APPLIED = "applied.toml"
+INSTALL_PATH = "/.well-known/compose-tunnel/install"  # reserved: Caddy answers the install id
 
 
 def _load(workspace: Workspace, name: str) -> dict[str, Any] | None:
@@ -81,6 +82,17 @@ class Secrets:
 
     def __getitem__(self, name: str) -> str:
         return self.values[name]
+
+    @property
+    def install_id(self) -> str:
+        """What only this install's Caddy serves (INSTALL_PATH): `doctor` tells by it that the
+        TCP tunnel reaches this machine and not another. Public, so derived one way from a
+        secret (HMAC): the same on every run, telling nothing of the secret."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self.values["secret_key"].encode(), b"compose-tunnel install id",
+                        hashlib.sha256).hexdigest()[:32]
 
     def get(self, name: str) -> str | None:
         return self.values.get(name)

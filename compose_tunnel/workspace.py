@@ -241,3 +241,17 @@ class Workspace:
             raise UserError(f"cannot remove {self.path(name)}: {error.strerror or error}",
                             hint="check the permissions of the workdir (an immutable or read-only "
                                  "directory cannot change)") from None
+
+
+def replace_file(path: Path, text: str, mode: int, hint: str) -> None:
+    """One file outside a workdir (a systemd unit, a docker CLI plugin) put in place at once: a
+    temporary sibling, synced, renamed over it; UserError (with `hint`) when it cannot be."""
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_synced(temp, text, mode)
+        os.chmod(temp, mode)  # the umask may have narrowed it
+        os.replace(temp, path)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {error.strerror or error}", hint=hint) from None

@@ -3,7 +3,9 @@
 Names under the `local` domains (default: test) that no record defines get an authoritative
 NXDOMAIN; names outside every configured domain get REFUSED, since dnsmasq runs with no upstream.
 `forward` sends a domain to another server (ip, port), e.g. a dead one, so that queries for it go
-unanswered: dnsmasq then stays silent rather than answering SERVFAIL.
+unanswered: dnsmasq then stays silent rather than answering SERVFAIL. `hosts_file` is read as
+more records ("IP NAME" lines); write it anew and call `reload()` to change an answer while
+dnsmasq runs (on SIGHUP it reads the file again), as a tunnel's DNS changes under a running stack.
 
     with running_dnsmasq(a={"udp.test": "192.0.2.7"}) as server:
         resolve_ipv4("udp.test", dns_server=server.address)
@@ -41,6 +43,7 @@ class DnsServer:
     host: str
     port: int
     log_file: Path  # dnsmasq's log, every query included: read it when a test fails
+    pid: int = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -49,6 +52,16 @@ class DnsServer:
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
+
+    def reload(self) -> None:
+        """Read the hosts file again (SIGHUP), and wait until the answers come from it."""
+        import signal
+
+        before = self.log().count("read ")
+        os.kill(self.pid, signal.SIGHUP)
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.log().count("read ") <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def dnsmasq_binary() -> str | None:
@@ -65,6 +78,7 @@ def running_dnsmasq(
     cname: Mapping[str, str] = {},
     local: Iterable[str] = ("test",),
     forward: Mapping[str, tuple[str, int]] = {},
+    hosts_file: Path | None = None,
 ) -> Iterator[DnsServer]:
     """Run dnsmasq until the block ends; it answers by the time the block starts.
 
@@ -79,6 +93,7 @@ def running_dnsmasq(
     records += [f"--cname={alias},{target}" for alias, target in cname.items()]
     records += [f"--local=/{domain}/" for domain in local]
     records += [f"--server=/{domain}/{ip}#{port}" for domain, (ip, port) in forward.items()]
+    records += [f"--addn-hosts={hosts_file}"] if hosts_file else []
     with tempfile.TemporaryDirectory(prefix="dnsmasq-") as tmp:
         log_file = Path(tmp) / "dnsmasq.log"
         for _attempt in range(3):  # the free port may be taken between choosing and binding it
@@ -89,7 +104,7 @@ def running_dnsmasq(
                 )
             try:
                 if _wait_until_answering(process, port):
-                    yield DnsServer(HOST, port, log_file)
+                    yield DnsServer(HOST, port, log_file, process.pid)
                     return
             finally:
                 process.terminate()

@@ -1,4 +1,5 @@
-"""Habits of the interface in use: `make` users get hints in make's words; Compose users' -p."""
+"""Habits of the interface in use: `make` users get hints in make's words, the docker CLI plugin's
+users in `docker tunnel`'s; Compose users' -p."""
 
 from __future__ import annotations
 
@@ -21,12 +22,27 @@ from test_generate import run
     ("check the network and the image names, or pass --no-pull", 'check the network and the image '
      'names, or pass ARGS="--no-pull"'),
     ("see `compose-tunnel config show`", "see `make config`"),
+    ("run `compose-tunnel doctor`", "run `make doctor`"),
+    ("`compose-tunnel service install` installs it", "`make service` installs it"),
 ])
 def test_hints_for_make_users(monkeypatch, hint, expected):
     monkeypatch.setenv("COMPOSE_TUNNEL_VIA", "make")
     assert for_interface(hint) == expected
     monkeypatch.delenv("COMPOSE_TUNNEL_VIA")
     assert for_interface(hint) == hint
+
+
+@pytest.mark.parametrize(("hint", "expected"), [
+    ("run `compose-tunnel up` first, or pass the --workdir you used",
+     "run `docker tunnel up` first, or pass the --workdir you used"),
+    ("`compose-tunnel logs caddy` shows why; `compose-tunnel up` starts it",
+     "`docker tunnel logs caddy` shows why; `docker tunnel up` starts it"),
+    ("check the permissions of .compose-tunnel/", "check the permissions of .compose-tunnel/"),
+])
+def test_hints_for_docker_plugin_users(monkeypatch, hint, expected):
+    """Through the docker CLI plugin (docker-tunnel sets COMPOSE_TUNNEL_VIA=docker)."""
+    monkeypatch.setenv("COMPOSE_TUNNEL_VIA", "docker")
+    assert for_interface(hint) == expected
 
 
 def test_a_make_user_sees_make_words_end_to_end(tmp_path):

@@ -177,8 +177,14 @@ def print_access(result: UpResult) -> None:
 
 
 def for_interface(text: str) -> str:
-    """A hint in the words of the interface in use (`make`'s, see interface.py, or as it is)."""
-    if os.environ.get(ENV + "VIA") != "make":
+    """A hint in the words of the interface in use (`make`'s or `docker tunnel`'s, see
+    interface.py, or as it is)."""
+    via = os.environ.get(ENV + "VIA")
+    if via == "docker":
+        from ..interface import in_docker_words
+
+        return in_docker_words(text)
+    if via != "make":
         return text
     from ..interface import in_make_words
 

@@ -3,7 +3,6 @@ what it would do (--dry-run)."""
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from .. import state
 from ..change import Change
 from ..choices import DEFAULT_WAIT_SECONDS
 from ..renderers import COMPOSE, DOTENV
+from ..stack import compose_version_needed
 from ..workspace import Workspace
 from .prepare import Prepared, prepare, render, write
 from .stacks import APPLIED_COMPOSE, APPLIED_DOTENV, stack_for
@@ -23,16 +23,6 @@ if TYPE_CHECKING:
     from ..stack import Stack
 
 Say = Callable[[str], None]
-
-
-def compose_version_needed(compose_text: str) -> tuple[int, int, int]:
-    """The oldest Compose that reads this flattened file (its tags are already resolved)."""
-    needs = (2, 0, 0)
-    if re.search(r"^\s+required:", compose_text, re.MULTILINE):
-        needs = max(needs, (2, 24, 0))  # env_file/depends_on `required`
-    if re.search(r"^include:", compose_text, re.MULTILINE):
-        needs = max(needs, (2, 20, 0))
-    return needs
 
 
 @dataclass

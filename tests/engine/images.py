@@ -138,7 +138,7 @@ def assemble_busybox(root: Path, caddy: Path | None) -> None:
 def assemble_standin(root: Path, caddy: Path | None) -> None:
     _base(root)
     _socat(root)
-    _scripts(root, ["handle", "http", "livekit", "idle", "egress", "hatchet-client"], "/standin")
+    _scripts(root, ["handle", "http", "livekit", "livekit-udp", "idle", "egress", "hatchet-client"], "/standin")
 
 
 def assemble_garage(root: Path, caddy: Path | None) -> None:
