@@ -8,8 +8,9 @@ import re
 from typing import Mapping
 
 MAKE_TARGETS = {"up": "up", "down": "down", "rebuild": "rebuild", "status": "status", "logs": "logs",
-                "generate": "generate", "config show": "config"}
-_COMMAND = r"`?compose-tunnel (config show|up|down|rebuild|status|logs|generate)\b`?"
+                "generate": "generate", "config show": "config",
+                "backup": "backup"}
+_COMMAND = r"`?compose-tunnel (config show|up|down|rebuild|status|logs|generate|backup)\b`?"
 _FLAG = r"(--[a-z][a-z0-9-]*)( [^\s]+)?"
 
 
