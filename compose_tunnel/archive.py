@@ -191,6 +191,8 @@ def _check(path: Any, tar: tarfile.TarFile, say: Say | None) -> Manifest:
     seen: dict[str, tuple[int, str]] = {}
     manifest_text = None
     for info in tar:
+        if info is first:
+            continue
         handle = tar.extractfile(info)
         if handle is None:
             raise _refuse(path, f"member {info.name} is not a file: altered archive")

@@ -1,0 +1,189 @@
+"""Backup of a running install and its restore into another project, on a real engine.
+
+Real: Docker Engine, Compose v2, PostgreSQL (Debian's), pg_dump/pg_restore. Stand-ins: the
+Reflector services (the Hatchet clients among them refuse to start unless Hatchet accepts their
+token) and Hatchet, whose tokens live in its config volume and its tenant in its database, as
+Hatchet's do; and Garage, whose metadata lives in `db.lmdb/` and whose `meta snapshot` copies it
+as Garage 1.x does. Project A runs with rows in both databases and files in Garage's and the
+server's volumes; `backup` runs while it serves; A is stopped (its ports are the ones B uses);
+the archive is restored into project B in another workdir, and everything is compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from compose_tunnel.reflector import verify_password
+from engine.test_stack import PASSWORD, PASSWORD_FILE, TEST_PROFILES, tool
+
+pytestmark = pytest.mark.engine
+A, B = "ct-test-backup-a", "ct-test-backup-b"
+GARAGE_BLOCK = "/var/lib/garage/data/3f/a1/3fa1c0ffee"
+SERVER_FILE = "/app/data/recordings/meeting-1.webm"
+
+
+def docker(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(["docker", *args], capture_output=True, input=input, timeout=300)
+    if check and result.returncode:
+        raise AssertionError(f"docker {' '.join(args)}: {result.stderr.decode(errors='replace')}")
+    return result
+
+
+def psql(project: str, database: str, sql: str) -> str:
+    return docker("exec", f"{project}-postgres-1", "psql", "-X", "-U", "reflector", "-d", database,
+                  "-v", "ON_ERROR_STOP=1", "-tAc", sql).stdout.decode().strip()
+
+
+def plain_dump(project: str, database: str) -> str:
+    """pg_dump's plain SQL (no timestamp in it, unlike the custom format's header)."""
+    return docker("exec", f"{project}-postgres-1", "pg_dump", "-U", "reflector", "-d",
+                  database).stdout.decode()
+
+
+def file_digest(project: str, service: str, path: str) -> str:
+    return hashlib.sha256(docker("exec", f"{project}-{service}-1", "cat", path).stdout).hexdigest()
+
+
+def secrets(workdir: Path) -> dict:
+    return tomllib.loads((workdir / "secrets.toml").read_text())
+
+
+def token_accepted(project: str, token: str) -> bool:
+    result = docker("exec", f"{project}-server-1", "wget", "-q", "-O", "/dev/null", "--header",
+                    f"Authorization: Bearer {token}", "http://hatchet:8888/api/v1/standin/token-check",
+                    check=False)
+    return result.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def backed_up(engine, standin_images, debian_images, docker_config, tmp_path_factory):
+    """Project A with data, its archive taken while it ran, its dumps and digests; A stopped."""
+    root = tmp_path_factory.mktemp("backup")
+    a_dir = root / "a"
+    a_dir.mkdir()
+    try:
+        up = tool("up", "--cpu", "--garage", "--lan-ip", "192.0.2.1", "--password-file", str(PASSWORD_FILE),
+                  "--profiles-dir", str(TEST_PROFILES), "--project-name", A, "--publish-ip", "127.0.0.1",
+                  "--wait-timeout", "120", cwd=a_dir)
+        assert up.returncode == 0, up.stdout + up.stderr
+        psql(A, "reflector", "CREATE TABLE meeting (id serial PRIMARY KEY, title text, owner text); "
+                             "INSERT INTO meeting (title, owner) SELECT 'meeting ' || n, 'admin@localhost' "
+                             "FROM generate_series(1, 5000) AS n")
+        psql(A, "hatchet", "CREATE TABLE run_log (id serial PRIMARY KEY, step text); "
+                           "INSERT INTO run_log (step) SELECT 'step ' || n FROM generate_series(1, 300) AS n")
+        block = os.urandom(3 << 20)
+        docker("exec", "-i", f"{A}-garage-1", "sh", "-c",
+               f"mkdir -p {os.path.dirname(GARAGE_BLOCK)} && cat > {GARAGE_BLOCK}", input=block)
+        docker("exec", "-i", f"{A}-server-1", "sh", "-c",
+               f"mkdir -p {os.path.dirname(SERVER_FILE)} && cat > {SERVER_FILE}", input=os.urandom(1 << 20))
+        archive = root / "a.tar"
+        taken = tool("backup", "-o", str(archive), cwd=a_dir)
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+        state = {
+            "root": root, "a_dir": a_dir, "archive": archive, "backup": taken,
+            "dumps": {db: plain_dump(A, db) for db in ("reflector", "hatchet")},
+            "files": {(s, p): file_digest(A, s, p) for s, p in (("garage", GARAGE_BLOCK), ("server", SERVER_FILE))},
+            "secrets": secrets(a_dir / ".compose-tunnel"),
+            "a_running": [line for line in docker("ps", "--filter", f"label=com.docker.compose.project={A}",
+                                                  "--format", "{{.Names}}").stdout.decode().split()],
+        }
+        assert tool("down", cwd=a_dir).returncode == 0  # A's volumes stay; B needs its ports
+        yield state
+    finally:
+        tool("down", "--volumes", cwd=a_dir)
+        tool("down", "--volumes", cwd=root / "b")
+
+
+def assert_restored_equal(backed_up: dict, b_work: Path) -> None:
+    for database, dump in backed_up["dumps"].items():
+        assert plain_dump(B, database) == dump, f"the {database} database differs after the restore"
+    for (service, path), digest in backed_up["files"].items():
+        assert file_digest(B, service, path) == digest, path
+    restored = secrets(b_work)
+    assert restored == backed_up["secrets"]  # the Garage key and Hatchet token were kept, not made anew
+    assert token_accepted(B, restored["hatchet_token"])
+    assert not token_accepted(B, restored["hatchet_token"][:-4] + "AAAA")
+    key = docker("exec", f"{B}-garage-1", "/garage", "key", "info", restored["garage_key_id"],
+                 "--show-secret").stdout.decode()
+    assert restored["garage_secret_key"] in key
+    # The admin's login: the hash the server gets is the archive's, and the password still matches it.
+    env = (b_work / "server.env").read_text()
+    assert f"ADMIN_PASSWORD_HASH={restored['admin_password_hash'].replace('$', '$$')}" in env
+    assert verify_password(PASSWORD, restored["admin_password_hash"])
+
+
+def test_backup_while_running_then_restore_into_another_project_gives_everything_back(backed_up):
+    out = backed_up["backup"].stdout
+    archive: Path = backed_up["archive"]
+    assert archive.stat().st_mode & 0o777 == 0o600
+    assert "holds the install's secrets" in out
+    assert "from its snapshot" in out and "no service was stopped" in out
+    assert not list(archive.parent.glob(".a.tar.*"))  # no temporary left
+    # The stack kept serving: every container of A ran through the backup.
+    assert {"ct-test-backup-a-server-1", "ct-test-backup-a-postgres-1",
+            "ct-test-backup-a-garage-1"} <= set(backed_up["a_running"])
+    listed = subprocess.run(["tar", "-tf", str(archive)], capture_output=True, text=True, check=True).stdout.split()
+    assert listed[0] == "FORMAT" and listed[-1] == "manifest.json"
+    assert {"postgres/reflector.dump", "postgres/hatchet.dump", "volumes/garage_meta.tar",
+            "volumes/garage_data.tar", "volumes/server_data.tar", "workdir/secrets.toml"} <= set(listed)
+
+    b_work = backed_up["root"] / "b" / ".compose-tunnel"
+    restored = tool("restore", str(archive), "--workdir", str(b_work), "-p", B, "--wait-timeout", "120",
+                    cwd=backed_up["root"])
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "garage: " not in restored.stdout.replace("garage: everything", "")  # no new key, no new layout
+    assert "client token created" not in restored.stdout
+    assert_restored_equal(backed_up, b_work)
+
+
+def test_a_project_holding_data_is_refused_and_left_as_it_was(backed_up):
+    b_work = backed_up["root"] / "b" / ".compose-tunnel"
+    before = (b_work / "secrets.toml").read_text(), plain_dump(B, "reflector")
+    refused = tool("restore", str(backed_up["archive"]), "--workdir", str(b_work), "-p", B,
+                   cwd=backed_up["root"])
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "already holds data" in lines[0] and "--force" in lines[0], refused.stderr
+    assert ((b_work / "secrets.toml").read_text(), plain_dump(B, "reflector")) == before
+    assert not (b_work / "restoring.toml").exists()
+
+
+def test_a_forced_restore_killed_part_way_blocks_up_and_completes_when_run_again(backed_up):
+    b_work = backed_up["root"] / "b" / ".compose-tunnel"
+    psql(B, "reflector", "INSERT INTO meeting (title) VALUES ('made after the restore')")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "compose_tunnel", "restore", str(backed_up["archive"]), "--workdir",
+         str(b_work), "-p", B, "--force", "--wait-timeout", "120"],
+        cwd=backed_up["root"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        seen.append(line)
+        if "volume garage_data restored" in line:  # volumes back, the databases not yet
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    text = "".join(seen)
+    assert process.returncode == -signal.SIGKILL, text
+    assert "--force: replacing project ct-test-backup-b already holds data" in text
+    assert (b_work / "restoring.toml").exists()
+
+    up = tool("up", "--workdir", str(b_work), cwd=backed_up["root"])
+    assert up.returncode == 2
+    assert "did not finish" in up.stderr and "restore" in up.stderr, up.stderr
+
+    again = tool("restore", str(backed_up["archive"]), "--workdir", str(b_work), "-p", B,
+                 "--wait-timeout", "120", cwd=backed_up["root"])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "completing the unfinished restore" in again.stdout
+    assert not (b_work / "restoring.toml").exists()
+    assert_restored_equal(backed_up, b_work)  # the row made after the restore is gone with the rest
