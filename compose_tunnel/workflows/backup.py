@@ -26,7 +26,7 @@ from ..archive import FORMAT_VERSION, ArchiveWriter, Manifest, human_size
 from ..dockerstreams import copy_out, exec_out
 from ..errors import EngineError, UserError
 from ..services import POSTGRES_USER
-from ..workspace import Workspace
+from ..workspace import Workspace, fsync_dir
 from .stacks import stack_for
 
 Say = Callable[[str], None]
@@ -94,7 +94,7 @@ def backup(workspace: Workspace, output: Path | None, *, say: Say,
             os.unlink(plain)
             plain = sealed
         os.replace(plain, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as error:
         raise UserError(f"cannot write the backup {output}: {error.strerror or error}",
                         hint="check the free space and permissions of its directory") from None
@@ -111,14 +111,6 @@ def _temp(target: Path, temps: list[Path]) -> Path:
     os.close(fd)  # mkstemp makes it 0600
     temps.append(Path(name))
     return Path(name)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _take(writer: ArchiveWriter, workspace: Workspace, docker: list[str], container: dict[str, str],
