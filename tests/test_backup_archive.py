@@ -182,3 +182,22 @@ def test_restore_refuses_a_bad_archive_in_one_line_and_changes_nothing(tmp_path,
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "work").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no scratch left
+
+
+@pytest.mark.parametrize("command", [["up", "--cpu", "--lan-ip", "192.0.2.1"], ["rebuild"]])
+def test_up_and_rebuild_refuse_a_workdir_whose_restore_did_not_finish(tmp_path, command):
+    from compose_tunnel.restoring import MARKER, marker_file
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / MARKER).write_text(marker_file("/backups/a.tar", "0" * 64, "reflector").text)
+    (work / "config.toml").write_text(SETTINGS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
+    result = subprocess.run([sys.executable, "-m", "compose_tunnel", *command, "--workdir", str(work)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f"compose-tunnel: error: a restore into {work} did not finish (from /backups/a.tar): its "
+        "project would start with part of its data (hint: run `compose-tunnel restore /backups/a.tar` "
+        "again to complete it)")
+    assert not (work / "compose.yml").exists()
