@@ -67,7 +67,7 @@ def restore(archive: Path, workspace: Workspace, *, say: Say, project_name: str 
         if is_sealed(archive):
             plain = _unseal(archive, Path(scratch), passphrase, say)
         say(f"checking {archive}")
-        manifest = check_archive(plain)
+        manifest = check_archive(plain, say)
         digest = _digest(plain)
         settings_text, secrets_text = (_member_text(plain, manifest, name)
                                        for name in (state.CONFIG, state.SECRETS))
