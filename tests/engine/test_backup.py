@@ -89,8 +89,9 @@ def login(password: str = PASSWORD) -> tuple[int, object]:
 def backed_up(engine, standin_images, debian_images, reflector_images, docker_config, tmp_path_factory):
     """Project A with data, its archive taken while it ran, its dumps and digests; A stopped."""
     root = tmp_path_factory.mktemp("backup")
-    a_dir = root / "a"
+    a_dir, b_dir = root / "a", root / "b"
     a_dir.mkdir()
+    b_dir.mkdir()
     try:
         up = tool("up", "--cpu", "--garage", "--lan-ip", "192.0.2.1", "--password-file", str(PASSWORD_FILE),
                   "--profiles-dir", str(TEST_PROFILES), "--profiles-dir", str(REAL_APP_PROFILES),
@@ -103,8 +104,8 @@ def backed_up(engine, standin_images, debian_images, reflector_images, docker_co
         status, transcript = http("http://127.0.0.1:1250/v1/transcripts", {"name": "kept by the backup"},
                                   token=token)
         assert status == 200, transcript
-        psql(A, "reflector", "CREATE TABLE meeting (id serial PRIMARY KEY, title text, owner text); "
-                             "INSERT INTO meeting (title, owner) SELECT 'meeting ' || n, 'admin@localhost' "
+        psql(A, "reflector", "CREATE TABLE backup_check (id serial PRIMARY KEY, title text, owner text); "
+                             "INSERT INTO backup_check (title, owner) SELECT 'meeting ' || n, 'admin@localhost' "
                              "FROM generate_series(1, 5000) AS n")
         psql(A, "hatchet", "CREATE TABLE run_log (id serial PRIMARY KEY, step text); "
                            "INSERT INTO run_log (step) SELECT 'step ' || n FROM generate_series(1, 300) AS n")
@@ -129,7 +130,7 @@ def backed_up(engine, standin_images, debian_images, reflector_images, docker_co
         yield state
     finally:
         tool("down", "--volumes", cwd=a_dir)
-        tool("down", "--volumes", cwd=root / "b")
+        tool("down", "--volumes", "--workdir", str(b_dir / ".compose-tunnel"), cwd=b_dir)
 
 
 def assert_restored_equal(backed_up: dict, b_work: Path) -> None:
@@ -195,7 +196,7 @@ def test_a_project_holding_data_is_refused_and_left_as_it_was(backed_up):
 
 def test_a_forced_restore_killed_part_way_blocks_up_and_completes_when_run_again(backed_up):
     b_work = backed_up["root"] / "b" / ".compose-tunnel"
-    psql(B, "reflector", "INSERT INTO meeting (title) VALUES ('made after the restore')")
+    psql(B, "reflector", "INSERT INTO backup_check (title) VALUES ('made after the restore')")
     assert plain_dump(B, "reflector") != backed_up["dumps"]["reflector"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_TUNNEL_")}
     process = subprocess.Popen(
