@@ -201,3 +201,19 @@ def test_up_and_rebuild_refuse_a_workdir_whose_restore_did_not_finish(tmp_path, 
         "project would start with part of its data (hint: run `compose-tunnel restore /backups/a.tar` "
         "again to complete it)")
     assert not (work / "compose.yml").exists()
+
+
+def test_restore_refuses_a_configuration_that_cannot_render_here_before_changing_anything(tmp_path):
+    path = tmp_path / "a.tar"
+    manifest = Manifest(FORMAT_VERSION, "0.1.0", "2026-12-04T00:00:00+00:00", "reflector", ["cpu"])
+    with open(path, "w+b") as handle:
+        writer = ArchiveWriter(handle, manifest)
+        writer.add_bytes("workdir/config.toml", "workdir", "the saved configuration",
+                         b'[settings]\nproject_name = "reflector"\nprofiles_dirs = ["/nowhere/profiles"]\n')
+        writer.add_bytes("workdir/secrets.toml", "workdir", "the secrets", SECRETS.encode())
+        writer.finish()
+    result = restore(tmp_path, str(path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "/nowhere/profiles" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "work").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -75,6 +75,11 @@ def restore(archive: Path, workspace: Workspace, *, say: Say, project_name: str 
         if not PROJECT_NAME.match(name):
             raise UserError(f"-p {name!r} is not a compose project name",
                             hint="lower-case letters, digits, '-' and '_', starting with a letter or digit")
+        files = {state.CONFIG: _renamed(settings_text, name),
+                 state.SECRETS: FileContent(secrets_text, state.Secrets().file().mode)}
+        _rehearse(Path(scratch) / "rehearsal", files)  # the configuration renders here too
+        stack = stack_for(workspace, name, target="compose")
+        stack.check()
         marker = load_marker(workspace)
         resuming = bool(marker) and marker.get("archive_digest") == digest and marker.get("project_name") == name
         replaced = [] if resuming else _holdings(workspace, name)
@@ -90,12 +95,9 @@ def restore(archive: Path, workspace: Workspace, *, say: Say, project_name: str 
         previous = state.load_applied(workspace)
         if previous is not None and previous.project_name != name:
             down(workspace, volumes=True)
-        workspace.write({state.CONFIG: _renamed(settings_text, name),
-                         state.SECRETS: FileContent(secrets_text, state.Secrets().file().mode)})
+        workspace.write(files)
         prepared = prepare(workspace, None)
         write(workspace, prepared, save_settings=False)
-        stack = stack_for(workspace, name, target="compose")
-        stack.check()
         workspace.write({APPLIED_COMPOSE: prepared.files[COMPOSE], APPLIED_DOTENV: prepared.files[DOTENV],
                          state.APPLIED: state.Applied(name, tuple(prepared.plan.names)).file()})
         say(f"removing what project {name} had (containers, volumes)")
@@ -107,6 +109,15 @@ def restore(archive: Path, workspace: Workspace, *, say: Say, project_name: str 
     say(f"data restored in {seconds:.1f}s; starting {name}")
     result = up_prepared(workspace, prepare(workspace, None), say=say, wait_seconds=wait_seconds)
     return Restored(manifest, name, replaced, result, seconds)
+
+
+def _rehearse(directory: Path, files: dict[str, FileContent]) -> None:
+    """Render the archive's configuration in a scratch workdir: what would stop the restore
+    part-way (a profiles directory missing on this machine, a tunnel host that does not resolve)
+    stops it here, before anything changes."""
+    rehearsal = Workspace(directory)
+    rehearsal.write(files)
+    prepare(rehearsal, None)
 
 
 def _scratch_dir(workspace: Workspace) -> Path:
