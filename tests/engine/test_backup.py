@@ -50,8 +50,11 @@ def psql(project: str, database: str, sql: str) -> str:
 
 def plain_dump(project: str, database: str) -> str:
     """pg_dump's plain SQL (no timestamp in it, unlike the custom format's header)."""
-    return docker("exec", f"{project}-postgres-1", "pg_dump", "-U", "reflector", "-d",
+    text = docker("exec", f"{project}-postgres-1", "pg_dump", "-U", "reflector", "-d",
                   database).stdout.decode()
+    # \restrict/\unrestrict carry a random key per run (pg_dump's guard against psql meta-commands).
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not line.startswith(("\\restrict ", "\\unrestrict ")))
 
 
 def file_digest(project: str, service: str, path: str) -> str:
