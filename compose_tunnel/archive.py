@@ -84,13 +84,39 @@ def human_size(size: float) -> str:
     return f"{size:.1f} GB"
 
 
+class _Hasher:
+    """sha256 on a thread of its own: hashlib lets go of the GIL on large buffers, so a
+    member's hash is computed while its next chunk is copied, not after it."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self._digest = hashlib.sha256()
+        self._chunks: "queue.Queue[bytes | None]" = queue.Queue(maxsize=64)
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for chunk in iter(self._chunks.get, None):
+            self._digest.update(chunk)
+
+    def update(self, data: bytes) -> None:
+        self._chunks.put(bytes(data))
+
+    def hexdigest(self) -> str:
+        self._chunks.put(None)
+        self._thread.join()
+        return self._digest.hexdigest()
+
+
 class _Sink:
     """Where one member's bytes go: counted, hashed, and shown as progress."""
 
     def __init__(self, handle: BinaryIO, label: str, say: Say | None) -> None:
         self.handle, self.label, self.say = handle, label, say
         self.size = 0
-        self.digest = hashlib.sha256()
+        self.digest = _Hasher()
         self._shown = time.monotonic()
 
     def write(self, data: bytes) -> int:
