@@ -13,6 +13,7 @@ TUNNELS ?=
 PROFILES ?=
 ARGS ?=
 SERVICES ?=
+FILE ?=
 PYTEST_ARGS ?=
 
 comma := ,
@@ -22,10 +23,10 @@ config_flags := $(foreach p,$(subst $(comma), ,$(profiles)),--profile $(p)) \
 	$(if $(TUNNELS),--tunnels $(TUNNELS))
 workdir_flag := $(if $(WORKDIR),--workdir $(WORKDIR))
 
-.PHONY: help venv docker up down rebuild status logs config generate doctor service test
+.PHONY: help venv docker up down rebuild status logs config generate doctor service backup restore test
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
-	@echo "variables: TUNNELS=TCP,UDP  PROFILES=a,b,c  ARGS=\"more flags\"  WORKDIR=dir  SERVICES=\"a b\""
+	@echo "variables: TUNNELS=TCP,UDP  PROFILES=a,b,c  ARGS=\"more flags\"  WORKDIR=dir  SERVICES=\"a b\"  FILE=archive"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +60,12 @@ status: docker ## state and health of each service
 
 logs: docker ## logs of the stack (SERVICES="server web", ARGS=-f to follow)
 	$(CT) logs $(workdir_flag) $(ARGS) $(SERVICES)
+
+backup: docker ## save the running install in one archive (ARGS="-o FILE --passphrase-file F")
+	$(CT) backup $(workdir_flag) $(ARGS)
+
+restore: docker ## restore an archive of backup, then start it (FILE=archive ARGS="-p NAME --force")
+	$(CT) restore $(FILE) $(workdir_flag) $(ARGS)
 
 config: $(STAMP) ## show the saved configuration (secrets masked)
 	$(CT) config show $(workdir_flag) $(ARGS)

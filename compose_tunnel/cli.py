@@ -15,6 +15,7 @@ import click
 from . import __version__
 from .commands.common import for_interface
 from .commands.configuration import config
+from .commands.data import DATA_COMMANDS
 from .commands.files import generate, list_profiles, merge
 from .commands.lifecycle import PASSTHROUGH_COMMANDS, down, logs, rebuild, status, up
 from .commands.upkeep import UPKEEP_COMMANDS
@@ -67,7 +68,7 @@ def cli() -> None:
 
 
 for _command in (generate, merge, list_profiles, up, down, rebuild, status, logs, *PASSTHROUGH_COMMANDS, config,
-                 *UPKEEP_COMMANDS):
+                 *UPKEEP_COMMANDS, *DATA_COMMANDS):
     cli.add_command(_command)
 
 

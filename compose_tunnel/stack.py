@@ -271,6 +271,19 @@ class Stack:
         except DockerException:
             return None
 
+    def data(self) -> tuple[list[str], list[str]]:
+        """The project's volumes and containers, whatever file made them (Compose's label)."""
+        from python_on_whales.exceptions import DockerException
+
+        label = {"label": f"com.docker.compose.project={self.project_name}"}
+        try:
+            volumes = [volume.name for volume in self.client.volume.list(filters=label)]
+            containers = [c.name for c in self.client.container.list(all=True, filters=label)]
+        except DockerException as error:
+            raise EngineError(f"cannot list the volumes of {self.project_name}: "
+                              f"{last_line(error.stderr) or 'no answer'}") from None
+        return sorted(volumes), sorted(containers)
+
     def states(self, services: list[str] | None = None) -> list[ServiceState]:
         # One `compose ps` call: python-on-whales' Container objects inspect one by one.
         from python_on_whales.exceptions import DockerException

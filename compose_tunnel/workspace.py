@@ -44,7 +44,7 @@ def _crash_point() -> None:
             os._exit(137)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -191,7 +191,7 @@ class Workspace:
                 backup.unlink(missing_ok=True)
         if staged:
             self.path(JOURNAL).unlink(missing_ok=True)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         return changed
 
     def _write_journal(self, staged: list[tuple[Path, Path]]) -> None:
@@ -202,7 +202,7 @@ class Workspace:
         temp = self.path(f"{JOURNAL}.tmp-{os.getpid()}")
         _write_synced(temp, lines, SECRET_MODE)
         os.replace(temp, self.path(JOURNAL))
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         _crash_point()
 
     def recover(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import state
 from ..choices import DEFAULT_WAIT_SECONDS
 from ..errors import UserError
+from ..restoring import refuse_if_restoring
 from ..workspace import Workspace
 from .down import down
 from .prepare import prepare, write
@@ -16,6 +17,7 @@ def rebuild(
     workspace: Workspace, *, say: Say, pull: bool = True, wait_seconds: float = DEFAULT_WAIT_SECONDS
 ) -> UpResult:
     """Tear down (volumes kept), pull and rebuild images, start again from the saved settings."""
+    refuse_if_restoring(workspace)
     if state.load_settings(workspace) is None:
         raise UserError(
             f"no saved configuration in {workspace.root} to rebuild",

@@ -13,6 +13,7 @@ from ..change import Change
 from ..choices import DEFAULT_WAIT_SECONDS
 from ..renderers import COMPOSE, DOTENV
 from ..stack import compose_version_needed
+from ..restoring import refuse_if_restoring
 from ..workspace import Workspace
 from .prepare import Prepared, prepare, render, write
 from .stacks import APPLIED_COMPOSE, APPLIED_DOTENV, stack_for
@@ -63,6 +64,7 @@ def up_prepared(
     """`up` from settings already prepared (validated, resolved and rendered). `announce` says
     what is about to apply, once the engine is known to answer and before anything changes."""
 
+    refuse_if_restoring(workspace)
     settings = prepared.settings
     stack = stack_for(workspace, settings.project_name, target=settings.target)
     stack.check(compose_version_needed(prepared.files[COMPOSE].text))
