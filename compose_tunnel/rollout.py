@@ -76,12 +76,12 @@ class Rollout:
     def compose_cmd(self) -> list[str]:
         return [str(part) for part in self.stack.client.compose.docker_compose_cmd]
 
-    def _run(self, command: list[str]) -> str:
+    def _run(self, command: list[str], input: str | None = None) -> str:
         from python_on_whales.exceptions import DockerException
         from python_on_whales.utils import run
 
         try:
-            return run(command) or ""
+            return run(command, input=input.encode() if input is not None else None) or ""
         except DockerException as error:
             raise EngineError(f"`{' '.join(command[:2] + command[-3:])}` failed: "
                               f"{last_line(error.stderr) or 'no output'}") from None
@@ -113,9 +113,17 @@ class Rollout:
         return [running_of(row) for row in self._inspect(ids)]
 
     def wanted_hashes(self) -> dict[str, str]:
-        """Compose's configuration hash of each service as the files say now."""
+        """Compose's configuration hash of each service as the files say now, as `up` computes
+        it for the label it puts on a container. `config --hash` alone hashes a service without
+        reading its env_file (Compose #14001, since 2.22), while `up` hashes it with the file's
+        variables in its `environment`: so the hash is taken of `config`'s own output, where
+        they are (and the variables' files changed count as a changed configuration)."""
+        resolved = self._compose("config")
+        hashed = self._run([*self.docker_cmd, "compose", "--project-name", self.stack.project_name,
+                            "--project-directory", str(self.stack.project_dir), "--file", "-",
+                            "config", "--hash", "*"], input=resolved)
         hashes = {}
-        for line in self._compose("config", "--hash", "*").splitlines():
+        for line in hashed.splitlines():
             service, _, digest = line.strip().partition(" ")
             if digest:
                 hashes[service] = digest
