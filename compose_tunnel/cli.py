@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -277,7 +277,10 @@ def _start_failed() -> type:
     return StartFailed
 
 
-def start(action: Callable[[], UpResult]) -> UpResult:
+Started = TypeVar("Started")  # what a starting workflow returns: UpResult, UpgradeResult
+
+
+def start(action: Callable[[], Started]) -> Started:
     """Run a starting workflow; a failed start prints its report and exits 1."""
     try:
         return action()
@@ -378,16 +381,10 @@ def rebuild(workdir: Path, pull: bool, dry_run: bool, wait_timeout: float) -> No
     As `upgrade` (the app and the workers with no gap), after `docker compose build`.
     A stack that does not run is started; on a swarm it is taken down and deployed again.
     """
-    from .workflows.rebuild import rebuild as rebuild_stack
+    from .workflows.rebuild import rebuild as rebuild_stack, rebuild_steps
 
-    if dry_run:
-        from .workflows.rebuild import rebuild_steps
-
-        for line in rebuild_steps(Workspace(workdir), pull=pull):
-            click.echo(line)
-        return
-    report_upgrade(start(lambda: rebuild_stack(held(workdir), say=click.echo, pull=pull,
-                                               wait_seconds=wait_timeout)))
+    renew(workdir, dry_run, lambda workspace: rebuild_steps(workspace, pull=pull),
+          lambda workspace: rebuild_stack(workspace, say=click.echo, pull=pull, wait_seconds=wait_timeout))
 
 
 @cli.command()
@@ -413,12 +410,18 @@ def upgrade(workdir: Path, pull: bool, dry_run: bool, wait_timeout: float) -> No
     """
     from .workflows.upgrade import upgrade as upgrade_stack, upgrade_steps
 
+    renew(workdir, dry_run, lambda workspace: upgrade_steps(workspace, pull=pull),
+          lambda workspace: upgrade_stack(workspace, say=click.echo, pull=pull, wait_seconds=wait_timeout))
+
+
+def renew(workdir: Path, dry_run: bool, steps: Callable[[Workspace_], list[str]],
+          run: Callable[[Workspace_], UpgradeResult]) -> None:
+    """`upgrade` and `rebuild`: the steps listed (--dry-run), or run with the workdir held."""
     if dry_run:
-        for line in upgrade_steps(Workspace(workdir), pull=pull):
+        for line in steps(Workspace(workdir)):
             click.echo(line)
         return
-    report_upgrade(start(lambda: upgrade_stack(held(workdir), say=click.echo, pull=pull,
-                                               wait_seconds=wait_timeout)))
+    report_upgrade(start(lambda: run(held(workdir))))
 
 
 def report_upgrade(result: UpgradeResult) -> None:
