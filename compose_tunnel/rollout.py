@@ -40,9 +40,13 @@ SHELLS = ("sh", "bash", "dash", "ash")
 PROJECT_LABEL, SERVICE_LABEL = "com.docker.compose.project", "com.docker.compose.service"
 HASH_LABEL, ONEOFF_LABEL = "com.docker.compose.config-hash", "com.docker.compose.oneoff"
 
-# Run in a container to retire: the pids to send SIGTERM, or "1" (PID 1 handles it).
+# Run in a container to retire: the pids to send SIGTERM, or "1" (PID 1 handles it). PID 1 is a
+# shell when its program (/proc/1/exe; a script's comm is the script's name) or its comm (a
+# multi-call binary's `sh`) is one.
 SIGNAL_TARGETS = (
-    'read -r comm < /proc/1/comm; case "$comm" in ' + "|".join(SHELLS) + ') ;; *) echo 1; exit 0;; esac; '
+    'exe=$(readlink /proc/1/exe 2>/dev/null); read -r comm < /proc/1/comm; '
+    'case "${exe##*/} $comm" in ' + "|".join(f"{shell}\\ *|*\\ {shell}" for shell in SHELLS)
+    + ') ;; *) echo 1; exit 0;; esac; '
     'cat /proc/1/task/1/children 2>/dev/null || echo 1'
 )
 
