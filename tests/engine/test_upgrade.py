@@ -14,14 +14,13 @@ test_upgrade_real_app.py.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from engine.load import Load
-from engine.relays import TcpRelay
+from engine.rollouts import build, docker, image_id, stack_behind_tunnel
 from engine.test_stack import TEST_PROFILES, tool
 
 PROJECT = "ct-test-upgrade"
@@ -31,27 +30,8 @@ STANDIN = "compose-tunnel-test/standin:1"
 OWN = "ct-test-upgrade"  # this test's image repositories: ct-test-upgrade/server, /web, /backend
 PATHS = ["/health", "/v1/meetings", "/"]
 MAX_REQUESTS = 20_000  # the load's bound; an upgrade here takes well under a minute
-ROLLED = ("server", "web", "worker", "hatchet-worker-llm")
 
 pytestmark = pytest.mark.engine
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120, cwd: Path | None = None
-           ) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check,
-                          timeout=timeout, cwd=cwd)
-
-
-def build(tag: str, directory: Path, dockerfile: str) -> str:
-    """`docker build` of `dockerfile` as `tag`; its image id."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "Dockerfile").write_text(dockerfile)
-    docker("build", "--quiet", "--tag", tag, str(directory), timeout=300)
-    return image_id(tag)
-
-
-def image_id(tag: str) -> str:
-    return docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
 
 
 def project_containers() -> dict[str, dict]:
@@ -92,21 +72,9 @@ def stack(engine, standin_images, debian_images, docker_config, tmp_path_factory
     build(f"{OWN}/web:current", profiles / "web-build", f"FROM {STANDIN}\nLABEL ct-test-upgrade.web=built-1\n")
     for name in ("server", "backend"):
         docker("tag", STANDIN, f"{OWN}/{name}:current")
-    relay = TcpRelay(listen=("127.0.0.1", TCP_PUBLIC), target=("127.0.0.1", 443))
-    relay.start()
-    try:
-        result = tool("up", "--cpu", "--tunnel-tcp", URL_HOST, "--profiles-dir", str(TEST_PROFILES),
-                      "--profiles-dir", str(profiles), "--project-name", PROJECT,
-                      "--publish-ip", "127.0.0.1", "--wait-timeout", "120", cwd=work)
-        assert result.returncode == 0, result.stdout + result.stderr
+    with stack_behind_tunnel(work, project=PROJECT, own=OWN, public=URL_HOST,
+                             profiles=[TEST_PROFILES, profiles]):
         yield work
-    finally:
-        tool("down", "--volumes", cwd=work)
-        relay.stop()
-        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
-                        f"reference={OWN}/*").stdout.split()
-        if images:
-            docker("rmi", "--force", *images, check=False)
 
 
 def load() -> Load:
@@ -168,6 +136,9 @@ def test_upgrade_replaces_what_changed_under_load_and_no_request_fails(stack):
     assert len(migrations(stack)) == len(migrated) + 1  # once
     out = result.stdout
     assert out.index("server: migrating") < out.index("server: new image -> rolled")
+    # Each old container ended when told to (its server, Celery's warm shutdown), none was killed
+    # at the end of its drain time.
+    assert "still running after" not in out, out
     assert "bridge" in out and "(without the host ports)" in out
     assert f"{PROJECT} is up to date" in out
 
