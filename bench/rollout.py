@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from engine.load import Load  # noqa: E402
-from engine.rollouts import build, docker, stack_behind_tunnel  # noqa: E402
+from engine.rollouts import app_overlay, build, docker, stack_behind_tunnel  # noqa: E402
 
 PROJECT = "ct-bench-rollout"
 OWN = "ct-bench-rollout"
@@ -98,21 +98,9 @@ def bench(real_app: bool, before: str) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ct-bench-rollout-") as tmp:
         work = Path(tmp)
-        profiles = work / "profiles"
-        profiles.mkdir()
+        profiles = app_overlay(work, f"{OWN}/backend:current", f"{OWN}/web:current")
         for name, base in (("server-build", backend), ("web-build", frontend)):
-            (work / name).mkdir()
             (work / name / "Dockerfile").write_text(f"FROM {base}\n")  # today's rebuild builds them
-        (profiles / "base.yml").write_text(f"""services:
-  server:
-    image: "{OWN}/backend:current"
-    build: {{context: "{work / 'server-build'}"}}
-  worker: {{image: "{OWN}/backend:current"}}
-  beat: {{image: "{OWN}/backend:current"}}
-  web:
-    image: "{OWN}/web:current"
-    build: {{context: "{work / 'web-build'}"}}
-""")
         docker("tag", backend, f"{OWN}/backend:current")
         docker("tag", frontend, f"{OWN}/web:current")
         dirs = [TEST_PROFILES] + ([REAL_APP_PROFILES] if real_app else []) + [profiles]

@@ -30,6 +30,27 @@ def image_id(tag: str) -> str:
     return docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
 
 
+def app_overlay(work: Path, backend: str, web: str) -> Path:
+    """A profiles dir that puts the app on these tags, the server and the web built from build
+    contexts of their own (work/server-build, work/web-build: for `rebuild`)."""
+    profiles = work / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    for name in ("server-build", "web-build"):
+        (work / name).mkdir(exist_ok=True)
+    (profiles / "base.yml").write_text(f"""# the app on tags an upgrade test or bench moves.
+services:
+  server:
+    image: "{backend}"
+    build: {{context: "{work / 'server-build'}"}}
+  worker: {{image: "{backend}"}}
+  beat: {{image: "{backend}"}}
+  web:
+    image: "{web}"
+    build: {{context: "{work / 'web-build'}"}}
+""")
+    return profiles
+
+
 @contextmanager
 def stack_behind_tunnel(work: Path, *, project: str, own: str, public: str, profiles: list[Path],
                         wait: str = "120", timeout: float = 240) -> Iterator[Path]:

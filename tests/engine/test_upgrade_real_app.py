@@ -20,7 +20,7 @@ import pytest
 from engine.load import Load
 from engine.test_real_app import REAL_APP_PROFILES
 from engine.test_stack import TEST_PROFILES, tool
-from engine.rollouts import build, docker, image_id, stack_behind_tunnel
+from engine.rollouts import app_overlay, build, docker, image_id, stack_behind_tunnel
 
 PROJECT = "ct-test-upgrade-real"
 TCP_HOST, TCP_PUBLIC = "upgrade-real.tunnel.test", 19065
@@ -87,23 +87,9 @@ def psql(sql: str) -> str:
 def app(engine, standin_images, debian_images, reflector_images, docker_config, tmp_path_factory):
     """The real app in public mode behind the TCP tunnel, on this test's tags."""
     work = tmp_path_factory.mktemp("upgrade-real")
-    profiles = work / "profiles"
-    profiles.mkdir()
-    (profiles / "base.yml").write_text(f"""# test_upgrade_real_app.py: the real app on tags this test moves.
-services:
-  server:
-    image: "{BACKEND}"
-    build: {{context: "{work / 'server-build'}"}}
-  worker: {{image: "{BACKEND}"}}
-  beat: {{image: "{BACKEND}"}}
-  web:
-    image: "{WEB}"
-    build: {{context: "{work / 'web-build'}"}}
-""")
+    profiles = app_overlay(work, BACKEND, WEB)
     docker("tag", reflector_images["backend"], BACKEND)
     docker("tag", reflector_images["frontend"], WEB)
-    for name in ("server-build", "web-build"):
-        (work / name).mkdir()
     with stack_behind_tunnel(work, project=PROJECT, own=OWN, public=URL_HOST,
                              profiles=[TEST_PROFILES, REAL_APP_PROFILES, profiles], wait=WAIT, timeout=900):
         yield work, reflector_images
