@@ -23,7 +23,7 @@ config_flags := $(foreach p,$(subst $(comma), ,$(profiles)),--profile $(p)) \
 	$(if $(TUNNELS),--tunnels $(TUNNELS))
 workdir_flag := $(if $(WORKDIR),--workdir $(WORKDIR))
 
-.PHONY: help venv docker up down rebuild status logs config generate doctor service backup restore test
+.PHONY: help venv docker up down rebuild upgrade status logs config generate doctor service backup restore test
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
 	@echo "variables: TUNNELS=TCP,UDP  PROFILES=a,b,c  ARGS=\"more flags\"  WORKDIR=dir  SERVICES=\"a b\"  FILE=archive"
@@ -52,8 +52,11 @@ generate: $(STAMP) ## render the files only (same variables as up)
 down: docker ## stop and remove what up started (ARGS=--volumes also removes the data)
 	$(CT) down $(workdir_flag) $(ARGS)
 
-rebuild: docker ## tear down (volumes kept), rebuild images and start again
+rebuild: docker ## rebuild images, pull newer ones, replace what changed (the app with no gap)
 	$(CT) rebuild $(workdir_flag) $(ARGS)
+
+upgrade: docker ## newer images; only what changed replaced, the app with no gap (ARGS=--dry-run)
+	$(CT) upgrade $(workdir_flag) $(ARGS)
 
 status: docker ## state and health of each service
 	$(CT) status $(workdir_flag) $(ARGS)

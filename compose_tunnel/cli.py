@@ -17,7 +17,8 @@ from .commands.common import for_interface
 from .commands.configuration import config
 from .commands.data import DATA_COMMANDS
 from .commands.files import generate, list_profiles, merge
-from .commands.lifecycle import PASSTHROUGH_COMMANDS, down, logs, rebuild, status, up
+from .commands.lifecycle import PASSTHROUGH_COMMANDS, down, logs, status, up
+from .commands.renewal import RENEWAL_COMMANDS
 from .commands.upkeep import UPKEEP_COMMANDS
 from .errors import EngineError, UserError
 from .options import ENV
@@ -67,8 +68,8 @@ def cli() -> None:
     """
 
 
-for _command in (generate, merge, list_profiles, up, down, rebuild, status, logs, *PASSTHROUGH_COMMANDS, config,
-                 *UPKEEP_COMMANDS, *DATA_COMMANDS):
+for _command in (generate, merge, list_profiles, up, down, status, logs, *PASSTHROUGH_COMMANDS, config,
+                 *RENEWAL_COMMANDS, *UPKEEP_COMMANDS, *DATA_COMMANDS):
     cli.add_command(_command)
 
 

@@ -10,8 +10,8 @@ from typing import Mapping
 
 MAKE_TARGETS = {"up": "up", "down": "down", "rebuild": "rebuild", "status": "status", "logs": "logs",
                 "generate": "generate", "config show": "config", "doctor": "doctor",
-                "service install": "service", "backup": "backup"}
-_COMMAND = r"`?compose-tunnel (config show|service install|up|down|rebuild|status|logs|generate|doctor|backup)\b`?"
+                "service install": "service", "backup": "backup", "upgrade": "upgrade"}
+_COMMAND = r"`?compose-tunnel (config show|service install|up|down|rebuild|status|logs|generate|doctor|backup|upgrade)\b`?"
 _FLAG = r"(--[a-z][a-z0-9-]*)( [^\s]+)?"
 
 

@@ -24,7 +24,7 @@ from .settings import parse_scale
 from .services import (
     GARAGE_S3_URL, HATCHET_API_URL, HATCHET_DASHBOARD_PORT, HATCHET_DATABASE, HATCHET_GRPC_ADDRESS,
     LIVEKIT_ADDRESS as LIVEKIT_INTERNAL, POSTGRES_ADDRESS, POSTGRES_DB, POSTGRES_USER, REDIS_PORT,
-    REDIS_ADDRESS as REDIS_INTERNAL, SERVER_URL,
+    REDIS_ADDRESS as REDIS_INTERNAL, SERVER_URL, WEB_ADDRESS,
 )
 from .state import INSTALL_PATH, Secrets
 from .workspace import PUBLIC_MODE, SECRET_MODE, FileContent
@@ -129,6 +129,33 @@ def _publishes_host_port(port: Any) -> bool:
     return bool(parsed[1]) if parsed else ":" in str(port)
 
 
+# How Caddy reaches a service that `upgrade` replaces beside itself (replacements.py): one
+# upstream, the service's name, which Docker's DNS answers with the address of each of its
+# containers, and Go's dialer tries them in turn. A container whose server stopped listening
+# (it was told to finish) refuses at once, and the next address is dialed; a dial that finds
+# nobody (an address just gone or not yet up: its SYN is lost) gives up after DIAL_TIMEOUT
+# instead of the transport's 3 s; and a failed dial, or a GET whose connection broke, is tried
+# again for up to TRY_DURATION (the gap of a recreated service too), so no request in flight is
+# lost. No health checks: the upstream is the service's name, not a container, so Caddy's health
+# state (active or passive) would take every container out at once when one of them failed.
+UPSTREAM_TRY_DURATION = "10s"
+UPSTREAM_TRY_INTERVAL = "100ms"
+UPSTREAM_DIAL_TIMEOUT = "500ms"
+
+
+def reverse_proxy(upstream: str, indent: str = "\t\t") -> str:
+    inner = indent + "\t"
+    return (
+        f"{indent}reverse_proxy {upstream} {{\n"
+        f"{inner}lb_try_duration {UPSTREAM_TRY_DURATION}\n"
+        f"{inner}lb_try_interval {UPSTREAM_TRY_INTERVAL}\n"
+        f"{inner}transport http {{\n"
+        f"{inner}\tdial_timeout {UPSTREAM_DIAL_TIMEOUT}\n"
+        f"{inner}}}\n"
+        f"{indent}}}\n"
+    )
+
+
 def render_caddyfile(plan: Plan, install_id: str) -> str:
     settings = plan.settings
     if settings.domain:
@@ -143,7 +170,7 @@ def render_caddyfile(plan: Plan, install_id: str) -> str:
             "\t@livekit path /lk-ws /lk-ws/*\n"
             "\thandle @livekit {\n"
             "\t\turi strip_prefix /lk-ws\n"
-            f"\t\treverse_proxy {LIVEKIT_INTERNAL}\n"
+            f"{reverse_proxy(LIVEKIT_INTERNAL)}"
             "\t}\n"
         )
     return (
@@ -155,11 +182,11 @@ def render_caddyfile(plan: Plan, install_id: str) -> str:
         "\t}\n"
         "\t@api path /v1/* /health\n"
         "\thandle @api {\n"
-        "\t\treverse_proxy server:1250\n"
+        f"{reverse_proxy(SERVER_URL.removeprefix('http://'))}"
         "\t}\n"
         f"{livekit}"
         "\thandle {\n"
-        "\t\treverse_proxy web:3000\n"
+        f"{reverse_proxy(WEB_ADDRESS)}"
         "\t}\n"
         "}\n"
     )

@@ -14,6 +14,7 @@ REDIS_ADDRESS = f"redis:{REDIS_PORT}"
 LIVEKIT_ADDRESS = "livekit-server:7880"
 GARAGE_S3_URL = "http://garage:3900"
 SERVER_URL = "http://server:1250"
+WEB_ADDRESS = "web:3000"
 
 HATCHET = "hatchet"
 HATCHET_DATABASE = "hatchet"

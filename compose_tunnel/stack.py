@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import EngineError, UserError, last_line
 from .bootstrap import CommandResult
@@ -163,6 +163,28 @@ class Stack:
                 hint="start it (e.g. `sudo systemctl start docker`) and check you may use its socket",
             ) from None
         return version
+
+    def project(self, directory: Path | None = None) -> dict[str, Any]:
+        """Compose's model of the project's files (of `directory`'s copy of them, if given)."""
+        from python_on_whales import ClientNotFoundError, DockerException
+        from python_on_whales.utils import run
+
+        from .yamlio import load_compose_text
+
+        root = directory or self.project_dir
+        compose, dotenv = ((root / self.compose_file.name, root / self.env_file.name) if directory
+                           else (self.compose_file, self.env_file))
+        command = [*self.client.client_config.docker_cmd, "compose", "--project-name", self.project_name,
+                   "--project-directory", str(root), "--file", str(compose), "--env-file", str(dotenv),
+                   "config"]
+        try:
+            return load_compose_text(run(command) or "", "docker compose config")
+        except ClientNotFoundError:
+            raise UserError("docker is not installed (compose-tunnel reads the project through "
+                            "`docker compose config`)", hint="install Docker Engine and its Compose v2 plugin") from None
+        except DockerException as error:
+            raise UserError(f"docker compose config failed: {last_line(error.stderr) or 'no output'}",
+                            hint="`compose-tunnel generate` renders the files again") from None
 
     def up_command_line(self, *, build: bool = False, pull: str | None = None,
                         services: list[str] | None = None, dependencies: bool = True) -> str:

@@ -72,28 +72,6 @@ class SwarmStack(Stack):
 
     # --- the stack file ------------------------------------------------------------------
 
-    def project(self, directory: Path | None = None) -> dict[str, Any]:
-        """Compose's model of the project's files (of `directory`'s copy of them, if given)."""
-        from python_on_whales import ClientNotFoundError, DockerException
-        from python_on_whales.utils import run
-
-        from .yamlio import load_compose_text
-
-        root = directory or self.project_dir
-        compose, dotenv = ((root / self.compose_file.name, root / self.env_file.name) if directory
-                           else (self.compose_file, self.env_file))
-        command = [*self.client.client_config.docker_cmd, "compose", "--project-name", self.project_name,
-                   "--project-directory", str(root), "--file", str(compose), "--env-file", str(dotenv),
-                   "config"]
-        try:
-            return load_compose_text(run(command) or "", "docker compose config")
-        except ClientNotFoundError:
-            raise UserError("docker is not installed (--swarm reads the project through `docker compose "
-                            "config`)", hint="install Docker Engine and its Compose v2 plugin") from None
-        except DockerException as error:
-            raise UserError(f"docker compose config failed: {last_line(error.stderr) or 'no output'}",
-                            hint="`compose-tunnel generate` renders the files again") from None
-
     def translated(self, files: Mapping[str, Any] | None = None) -> StackFile:
         """The stack file of the workdir's files, or of `files` (relative path -> FileContent;
         for --dry-run, before anything is written: translated from a scratch copy)."""

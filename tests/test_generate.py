@@ -141,6 +141,24 @@ def test_every_rendered_caddyfile_is_valid_for_real_caddy(project, caddy_bin, ar
     assert ('"strip_path_prefix": "/lk-ws"' in text) == ("--livekit" in args)
     if site == ":443":
         assert json.loads(check.stdout)["apps"]["tls"]["automation"]["policies"][0]["on_demand"]
+    # Every upstream is retried while its containers are replaced (upgrade): no request lost.
+    proxies = list(handlers(routes, "reverse_proxy"))
+    assert len(proxies) == (3 if "--livekit" in args else 2)
+    for proxy in proxies:
+        assert proxy["load_balancing"]["try_duration"] == 10_000_000_000, proxy
+        assert proxy["transport"]["dial_timeout"] == 500_000_000, proxy
+
+
+def handlers(node, kind: str):
+    """Every handler of `kind` in Caddy's JSON, however deeply its routes nest them."""
+    if isinstance(node, dict):
+        if node.get("handler") == kind:
+            yield node
+        for value in node.values():
+            yield from handlers(value, kind)
+    elif isinstance(node, list):
+        for value in node:
+            yield from handlers(value, kind)
 
 
 def test_same_inputs_twice_give_byte_identical_files(project):

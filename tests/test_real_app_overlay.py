@@ -34,3 +34,13 @@ def test_the_real_app_is_checked_by_the_products_own_health_checks():
     assert services["server"]["healthcheck"]["test"] == product["server"]["healthcheck"]["test"]
     # The web has none in the product: its image's own HEALTHCHECK is what runs, in both.
     assert "healthcheck" not in product["web"] and "healthcheck" not in services["web"]
+
+
+def test_the_real_app_is_upgraded_as_the_product_says():
+    """`upgrade` rolls the real app as it rolls the product's: the same x-rollout, the real
+    migrations (the stand-in overlay's own record-only one replaced)."""
+    product = merge_files([builtin_dir() / "base.yml"])["services"]
+    services = merged()
+    for name in REAL_APP:
+        assert services[name]["x-rollout"] == product[name]["x-rollout"], name
+    assert product["server"]["x-rollout"]["migrate"] == ["uv", "run", "alembic", "upgrade", "head"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -157,7 +157,10 @@ def _start_failed() -> type:
     return StartFailed
 
 
-def start(action: Callable[[], UpResult]) -> UpResult:
+Started = TypeVar("Started")  # what a starting workflow returns: UpResult, UpgradeResult
+
+
+def start(action: Callable[[], Started]) -> Started:
     """Run a starting workflow; a failed start prints its report and exits 1."""
     try:
         return action()

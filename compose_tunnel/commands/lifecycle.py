@@ -85,19 +85,6 @@ def down(workdir: Path, volumes: bool) -> None:
 
 @click.command()
 @workdir_option
-@click.option("--pull/--no-pull", default=True, show_default=True,
-              help="Pull newer images first (services with pull_policy: never are skipped).")
-@wait_timeout_option
-def rebuild(workdir: Path, pull: bool, wait_timeout: float) -> None:
-    """Tear down (volumes kept), pull and rebuild images, start again from the saved configuration."""
-    from ..workflows.rebuild import rebuild as rebuild_stack
-
-    print_access(start(lambda: rebuild_stack(held(workdir), say=click.echo, pull=pull,
-                                             wait_seconds=wait_timeout)))
-
-
-@click.command()
-@workdir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(workdir: Path, as_json: bool) -> None:
     """Show each service of the started stack: state and health."""
