@@ -21,13 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .. import __version__, backupset, state
+from .. import __version__, backupset
 from ..archive import FORMAT_VERSION, ArchiveWriter, Manifest, human_size
 from ..dockerstreams import copy_out, exec_out
 from ..errors import EngineError, UserError
 from ..services import POSTGRES_USER
 from ..workspace import Workspace, fsync_dir
-from .stacks import stack_for
+from .stacks import last_applied, stack_for
 
 Say = Callable[[str], None]
 GARAGE_BINARY = "/garage"
@@ -50,13 +50,9 @@ def default_output(project_name: str, sealed: bool) -> Path:
 def backup(workspace: Workspace, output: Path | None, *, say: Say,
            passphrase: bytes | None = None) -> BackupResult:
     began = time.monotonic()
-    applied = state.load_applied(workspace)
-    if applied is None:
-        raise UserError(f"nothing has been started from {workspace.root}: nothing to back up",
-                        hint="run `compose-tunnel up` first, or pass the --workdir you used")
-    if applied.target == "swarm":
-        raise UserError("backup works on a docker compose project; this one runs on the swarm",
-                        hint="take the volumes on the node labelled compose-tunnel.data")
+    applied = last_applied(workspace, nothing=": nothing to back up", swarm=(
+        "backup works on a docker compose project; this one runs on the swarm",
+        "take the volumes on the node labelled compose-tunnel.data"))
     stack = stack_for(workspace, applied.project_name, applied=True)
     # No separate engine check (two docker calls): `compose ps` fails in one line when Docker
     # does not answer.

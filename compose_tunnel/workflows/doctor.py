@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from .. import appchecks, checks, enginechecks, envfile, state, tunnelchecks
 from ..checks import FAIL, OK, SKIP, WARN, Install, Result
 from ..dockercli import DockerCli
-from ..errors import UserError
 from ..settings import Settings
 from ..workspace import Workspace
-from .stacks import APPLIED_COMPOSE, APPLIED_DOTENV
+from .stacks import APPLIED_COMPOSE, APPLIED_DOTENV, last_applied
 
 # (check, whether it needs the engine, whether `watch` runs it every interval)
 CHECKS: tuple[tuple[checks.Check, str, bool, bool], ...] = (
@@ -67,13 +66,8 @@ def line(result: Result) -> str:
 
 def load_install(workspace: Workspace) -> Install:
     """What the checks need to know of the install `up` last applied (UserError: none)."""
-    applied = state.load_applied(workspace)
-    if applied is None:
-        raise UserError(f"nothing has been started from {workspace.root}",
-                        hint="run `compose-tunnel up` first, or pass the --workdir you used")
-    if applied.target == "swarm":
-        raise UserError("doctor checks a stack on docker compose; this one runs on a swarm",
-                        hint="`compose-tunnel status` shows its services")
+    applied = last_applied(workspace, swarm=("doctor checks a stack on docker compose; this one runs on a swarm",
+                                             "`compose-tunnel status` shows its services"))
     from ..renderers import LIVEKIT
 
     settings = state.load_settings(workspace) or Settings()

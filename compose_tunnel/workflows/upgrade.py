@@ -20,7 +20,7 @@ from ..restoring import refuse_if_restoring
 from ..stack import compose_version_needed
 from ..workspace import Workspace
 from .prepare import Prepared, prepare, write
-from .stacks import APPLIED_COMPOSE, APPLIED_DOTENV, stack_for
+from .stacks import APPLIED_COMPOSE, APPLIED_DOTENV, last_applied, stack_for
 
 if TYPE_CHECKING:
     from ..replacements import Plan
@@ -49,14 +49,9 @@ def running_stack(workspace: Workspace, command: str) -> tuple[Prepared, "Stack"
     """The saved configuration, rendered, and the stack it runs as; UserError when there is
     nothing to upgrade or the configuration asks for another stack than the one running."""
     refuse_if_restoring(workspace)
-    applied = state.load_applied(workspace)
-    if applied is None:
-        raise UserError(f"nothing has been started from {workspace.root}",
-                        hint="run `compose-tunnel up` first, or pass the --workdir you used")
-    if applied.target == "swarm":
-        raise UserError(f"`compose-tunnel {command}` replaces containers on this machine's engine; "
-                        f"{applied.project_name} runs on a swarm",
-                        hint="`compose-tunnel up` deploys newer images there (Swarm updates each service)")
+    applied = last_applied(workspace, swarm=(
+        f"`compose-tunnel {command}` replaces containers on this machine's engine; {{project}} runs on a swarm",
+        "`compose-tunnel up` deploys newer images there (Swarm updates each service)"))
     if state.load_settings(workspace) is None:
         raise UserError(f"no saved configuration in {workspace.root} to {command}",
                         hint="run `compose-tunnel up` with your flags first")
